@@ -1,0 +1,7 @@
+//! What a run measured: the results.json schema, statistics over samples,
+//! and the renderings for people (report.md, charts, comparisons).
+
+pub mod schema;
+pub mod stats;
+
+pub use schema::{Cell, CellStatus, Host, Metric, Results, Settings};
