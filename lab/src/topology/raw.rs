@@ -1,0 +1,68 @@
+//! The topology file as written, with the position of every value that
+//! validation may complain about.
+
+use serde::Deserialize;
+use toml::Spanned;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Topology {
+    pub name: Option<Spanned<String>>,
+    pub description: Option<String>,
+    /// The range cluster IPs come from (kube's --service-cluster-ip-range).
+    pub service_cidr: Option<Spanned<String>>,
+    #[serde(default)]
+    pub nodes: Vec<Node>,
+    #[serde(default)]
+    pub pods: Vec<Pod>,
+    #[serde(default)]
+    pub services: Vec<Service>,
+    pub matrix: Option<Spanned<Matrix>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Node {
+    pub name: Spanned<String>,
+    pub pod_cidr: Spanned<String>,
+    /// Gateway the pods of L2 datapaths use; default: first host of pod_cidr.
+    pub gateway: Option<Spanned<String>>,
+    /// Link-local gateway of routed datapaths; default 169.254.10.24.
+    pub routed_gateway: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pod {
+    pub name: Spanned<String>,
+    pub node: Spanned<String>,
+    pub address: Option<Spanned<String>>,
+    /// Interface name inside the pod; default eth0.
+    pub interface: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    pub name: Spanned<String>,
+    pub cluster_ip: Spanned<String>,
+    pub port: Spanned<u16>,
+    pub target_port: Option<Spanned<u16>>,
+    pub protocol: Option<Spanned<String>>,
+    pub backends: Spanned<Vec<Spanned<String>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Matrix {
+    pub datapaths: Spanned<Vec<Spanned<String>>>,
+    pub targets: Option<Spanned<Vec<Spanned<String>>>>,
+    pub workloads: Option<Spanned<Vec<Spanned<String>>>>,
+    pub client: Spanned<String>,
+    pub server: Spanned<String>,
+    /// Service measured by cluster-ip cells; default: the one backed by server.
+    pub service: Option<Spanned<String>>,
+    pub duration: Option<Spanned<toml::Value>>,
+    pub repetitions: Option<Spanned<i64>>,
+    pub tool: Option<Spanned<String>>,
+}

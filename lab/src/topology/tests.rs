@@ -1,0 +1,274 @@
+//! Parsing and validation: every kind of bad input names file, line, field.
+
+use std::path::Path;
+
+use super::*;
+use crate::kinds::{Datapath, Target};
+
+const GOOD: &str = r#"
+name = "t"
+[[nodes]]
+name = "node1"
+pod_cidr = "192.168.10.0/24"
+[[pods]]
+name = "pod-a"
+node = "node1"
+address = "192.168.10.10"
+[[pods]]
+name = "pod-b"
+node = "node1"
+[[services]]
+name = "iperf"
+cluster_ip = "10.96.0.100"
+port = 5201
+backends = ["pod-a"]
+[matrix]
+datapaths = ["veth-routed", "bridge"]
+targets = ["pod-ip", "cluster-ip"]
+client = "pod-b"
+server = "pod-a"
+duration = "2s"
+repetitions = 2
+"#;
+
+fn parse_text(text: &str) -> Result<Plan, TopologyError> {
+    parse(Path::new("t.toml"), text)
+}
+
+/// Replaces `from` by `to` in GOOD (which must contain it) and expects an
+/// error on `line` whose field and message contain the given words.
+fn expect_error(from: &str, to: &str, line: usize, field: &str, words: &str) {
+    assert!(GOOD.contains(from), "fixture lacks {from}");
+    let text = GOOD.replacen(from, to, 1);
+    let err = parse_text(&text).expect_err("bad topology accepted");
+    assert_eq!(err.line, line, "wrong line in: {err}");
+    assert!(err.field.contains(field), "field {field} not in: {err}");
+    assert!(err.message.contains(words), "\"{words}\" not in: {err}");
+    let shown = err.to_string();
+    assert!(shown.starts_with("t.toml:"), "file not named: {shown}");
+}
+
+#[test]
+fn good_topology_resolves_names_and_addresses() {
+    let plan = parse_text(GOOD).unwrap();
+    assert_eq!(plan.pods[0].address.to_string(), "192.168.10.10");
+    // .1 is the gateway, so the first free automatic address is .2
+    assert_eq!(plan.pods[1].address.to_string(), "192.168.10.2");
+    assert_eq!(plan.nodes[0].gateway.to_string(), "192.168.10.1");
+    assert_eq!(plan.nodes[0].routed_gateway.to_string(), "169.254.10.24");
+    assert_eq!(plan.services[0].target_port, 5201);
+    let m = plan.matrix.unwrap();
+    assert_eq!(m.datapaths, vec![Datapath::VethRouted, Datapath::Bridge]);
+    assert_eq!(m.targets, vec![Target::PodIp, Target::ClusterIp]);
+    assert_eq!((m.client, m.server, m.service), (1, 0, Some(0)));
+    assert_eq!(m.duration.as_secs(), 2);
+    assert_eq!(m.repetitions, 2);
+}
+
+#[test]
+fn shipped_topologies_are_valid() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../topologies");
+    let mut count = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            load(&path).unwrap_or_else(|e| panic!("{e}"));
+            count += 1;
+        }
+    }
+    assert!(count >= 2);
+}
+
+#[test]
+fn unknown_field_is_named_with_its_line() {
+    expect_error(
+        "port = 5201",
+        "port = 5201\nweight = 3",
+        17,
+        "",
+        "unknown field `weight`",
+    );
+}
+
+#[test]
+fn syntax_error_has_a_line() {
+    expect_error("repetitions = 2", "repetitions = ", 24, "", "");
+}
+
+#[test]
+fn unknown_datapath() {
+    expect_error(
+        "\"veth-routed\", \"bridge\"",
+        "\"veth-routed\", \"brigde\"",
+        19,
+        "matrix.datapaths",
+        "unknown datapath \"brigde\"",
+    );
+}
+
+#[test]
+fn duplicate_pod_name() {
+    expect_error(
+        "name = \"pod-b\"",
+        "name = \"pod-a\"",
+        11,
+        "pods[1].name",
+        "defined twice",
+    );
+}
+
+#[test]
+fn pod_on_unknown_node() {
+    expect_error(
+        "node = \"node1\"\naddress",
+        "node = \"node9\"\naddress",
+        8,
+        "pods[0].node",
+        "unknown node \"node9\"",
+    );
+}
+
+#[test]
+fn address_outside_cidr() {
+    expect_error(
+        "192.168.10.10",
+        "192.168.11.10",
+        9,
+        "pods[0].address",
+        "not a host address",
+    );
+}
+
+#[test]
+fn address_on_the_gateway() {
+    expect_error(
+        "192.168.10.10",
+        "192.168.10.1",
+        9,
+        "pods[0].address",
+        "gateway",
+    );
+}
+
+#[test]
+fn network_address_is_not_a_host() {
+    expect_error(
+        "192.168.10.10",
+        "192.168.10.0",
+        9,
+        "pods[0].address",
+        "not a host address",
+    );
+}
+
+#[test]
+fn overlapping_pod_cidrs() {
+    let extra = "pod_cidr = \"192.168.10.0/24\"\n[[nodes]]\nname = \"node2\"\npod_cidr = \"192.168.0.0/16\"";
+    expect_error(
+        "pod_cidr = \"192.168.10.0/24\"",
+        extra,
+        8,
+        "nodes[1].pod_cidr",
+        "overlaps 192.168.10.0/24",
+    );
+}
+
+#[test]
+fn cluster_ip_inside_pod_cidr() {
+    expect_error(
+        "10.96.0.100",
+        "192.168.10.200",
+        15,
+        "services[0].cluster_ip",
+        "inside node",
+    );
+}
+
+#[test]
+fn cluster_ip_outside_service_cidr() {
+    expect_error(
+        "10.96.0.100",
+        "172.16.0.1",
+        15,
+        "services[0].cluster_ip",
+        "outside service_cidr",
+    );
+}
+
+#[test]
+fn unknown_backend() {
+    expect_error(
+        "backends = [\"pod-a\"]",
+        "backends = [\"pod-z\"]",
+        17,
+        "services[0].backends",
+        "unknown pod \"pod-z\"",
+    );
+}
+
+#[test]
+fn interface_name_longer_than_15_bytes() {
+    expect_error(
+        "node = \"node1\"\n[[services]]",
+        "node = \"node1\"\ninterface = \"eth0-way-too-long\"\n[[services]]",
+        13,
+        "pods[1].interface",
+        "15",
+    );
+}
+
+#[test]
+fn bad_name_characters() {
+    expect_error(
+        "name = \"pod-b\"",
+        "name = \"Pod_B\"",
+        11,
+        "pods[1].name",
+        "not a valid name",
+    );
+}
+
+#[test]
+fn zero_repetitions_and_bad_duration() {
+    expect_error(
+        "repetitions = 2",
+        "repetitions = 0",
+        24,
+        "matrix.repetitions",
+        "1 to 1000",
+    );
+    expect_error(
+        "duration = \"2s\"",
+        "duration = \"-1s\"",
+        23,
+        "matrix.duration",
+        "positive",
+    );
+    expect_error(
+        "duration = \"2s\"",
+        "duration = \"soon\"",
+        23,
+        "matrix.duration",
+        "not a duration",
+    );
+}
+
+#[test]
+fn matrix_client_unknown() {
+    expect_error(
+        "client = \"pod-b\"",
+        "client = \"pod-q\"",
+        21,
+        "matrix.client",
+        "unknown pod",
+    );
+}
+
+#[test]
+fn durations_parse() {
+    assert_eq!(parse_duration("10s").unwrap().as_secs(), 10);
+    assert_eq!(parse_duration("500ms").unwrap().as_millis(), 500);
+    assert_eq!(parse_duration("2").unwrap().as_secs(), 2);
+    assert_eq!(parse_duration("1m").unwrap().as_secs(), 60);
+    assert!(parse_duration("0s").is_err());
+}
