@@ -1,8 +1,18 @@
 //! dplab: builds pod network namespaces wired by a chosen Linux datapath,
 //! measures workloads between them, reports, and tears everything down.
 
+pub mod cli;
+pub mod commands;
+pub mod datapath;
+pub mod error;
 pub mod kinds;
+pub mod lab;
+pub mod ledger;
 pub mod names;
 pub mod netns;
+pub mod probe;
 pub mod results;
+pub mod service;
+pub mod signals;
+pub mod teardown;
 pub mod topology;

@@ -1,4 +1,38 @@
-fn main() {
-    eprintln!("dplab: not yet");
-    std::process::exit(1);
+use std::process::ExitCode;
+
+use clap::Parser;
+use dplab::cli::{Cli, Command, Failure};
+use dplab::commands;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    dplab::signals::install();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let result = runtime.block_on(dispatch(cli.command));
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(failure) => {
+            match &failure {
+                Failure::BadInput(msg) => eprintln!("dplab: error: {msg}"),
+                Failure::Error(e) => eprintln!("dplab: error: {e:#}"),
+            }
+            ExitCode::from(failure.exit_code())
+        }
+    }
+}
+
+async fn dispatch(command: Command) -> Result<u8, Failure> {
+    match command {
+        Command::Probe { json } => commands::probe::run(json).await,
+        Command::Up { topology, datapath } => {
+            commands::lifecycle::up(&topology, datapath.as_deref()).await
+        }
+        Command::Down { run, all } => commands::lifecycle::down(run.as_deref(), all),
+        Command::Cleanup => commands::lifecycle::cleanup(),
+        other => Err(dplab::cli::bad_input(format!("{other:?}: not built yet"))),
+    }
 }

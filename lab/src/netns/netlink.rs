@@ -21,3 +21,293 @@ pub fn handle_in(name: &str) -> Result<rtnetlink::Handle, NetnsError> {
     tokio::spawn(connection);
     Ok(handle)
 }
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::AsRawFd;
+
+use futures::TryStreamExt;
+use rtnetlink::packet_route::link::{IpVlanMode, LinkAttribute, MacVlanMode};
+use rtnetlink::packet_route::route::RouteScope;
+use rtnetlink::{LinkBridge, LinkIpVlan, LinkMacVlan, LinkUnspec, LinkVeth, RouteMessageBuilder};
+
+#[derive(Debug, thiserror::Error)]
+#[error("netns {netns}: {op} {object}: {source}")]
+pub struct NetlinkError {
+    pub netns: String,
+    pub op: &'static str,
+    pub object: String,
+    #[source]
+    pub source: rtnetlink::Error,
+}
+
+impl NetlinkError {
+    /// The errno the kernel answered, if it was a kernel error.
+    pub fn errno(&self) -> Option<i32> {
+        match &self.source {
+            rtnetlink::Error::NetlinkError(msg) => msg.code.map(|c| -c.get()),
+            _ => None,
+        }
+    }
+}
+
+/// Link, address and route operations inside one namespace.
+pub struct Netlink {
+    netns: String,
+    handle: rtnetlink::Handle,
+}
+
+/// ipvlan modes dplab uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IpvlanMode {
+    L2,
+    L3,
+}
+
+impl Netlink {
+    /// Opens a connection inside namespace `netns`.
+    pub fn open(netns: &str) -> Result<Netlink, super::NetnsError> {
+        Ok(Netlink {
+            netns: netns.to_string(),
+            handle: handle_in(netns)?,
+        })
+    }
+
+    pub fn netns(&self) -> &str {
+        &self.netns
+    }
+
+    fn err(
+        &self,
+        op: &'static str,
+        object: impl Into<String>,
+    ) -> impl FnOnce(rtnetlink::Error) -> NetlinkError + '_ {
+        let object = object.into();
+        move |source| NetlinkError {
+            netns: self.netns.clone(),
+            op,
+            object,
+            source,
+        }
+    }
+
+    /// Index of the link called `name`.
+    pub async fn index(&self, name: &str) -> Result<u32, NetlinkError> {
+        let mut links = self
+            .handle
+            .link()
+            .get()
+            .match_name(name.to_string())
+            .execute();
+        match links
+            .try_next()
+            .await
+            .map_err(self.err("find link", name))?
+        {
+            Some(msg) => Ok(msg.header.index),
+            None => unreachable!("rtnetlink answers ENODEV for a missing link"),
+        }
+    }
+
+    /// Names of every link in the namespace.
+    pub async fn link_names(&self) -> Result<Vec<String>, NetlinkError> {
+        let msgs: Vec<_> = self
+            .handle
+            .link()
+            .get()
+            .execute()
+            .try_collect()
+            .await
+            .map_err(self.err("list links", ""))?;
+        Ok(msgs
+            .iter()
+            .filter_map(|m| {
+                m.attributes.iter().find_map(|a| match a {
+                    LinkAttribute::IfName(n) => Some(n.clone()),
+                    _ => None,
+                })
+            })
+            .collect())
+    }
+
+    pub async fn add_veth(&self, name: &str, peer: &str) -> Result<(), NetlinkError> {
+        self.handle
+            .link()
+            .add(LinkVeth::new(name, peer).build())
+            .execute()
+            .await
+            .map_err(self.err("create veth", format!("{name}/{peer}")))
+    }
+
+    /// Creates a link from a prepared message (for kinds without a helper).
+    pub async fn add_link(
+        &self,
+        msg: rtnetlink::packet_route::link::LinkMessage,
+        what: &str,
+    ) -> Result<(), NetlinkError> {
+        self.handle
+            .link()
+            .add(msg)
+            .execute()
+            .await
+            .map_err(self.err("create", what))
+    }
+
+    pub async fn add_bridge(&self, name: &str) -> Result<(), NetlinkError> {
+        self.handle
+            .link()
+            .add(LinkBridge::new(name).build())
+            .execute()
+            .await
+            .map_err(self.err("create bridge", name))
+    }
+
+    pub async fn add_macvlan(&self, name: &str, parent: &str) -> Result<(), NetlinkError> {
+        let parent_index = self.index(parent).await?;
+        self.handle
+            .link()
+            .add(LinkMacVlan::new(name, parent_index, MacVlanMode::Bridge).build())
+            .execute()
+            .await
+            .map_err(self.err("create macvlan", name))
+    }
+
+    pub async fn add_ipvlan(
+        &self,
+        name: &str,
+        parent: &str,
+        mode: IpvlanMode,
+    ) -> Result<(), NetlinkError> {
+        let parent_index = self.index(parent).await?;
+        let mode = match mode {
+            IpvlanMode::L2 => IpVlanMode::L2,
+            IpvlanMode::L3 => IpVlanMode::L3,
+        };
+        self.handle
+            .link()
+            .add(LinkIpVlan::new(name, parent_index, mode).build())
+            .execute()
+            .await
+            .map_err(self.err("create ipvlan", name))
+    }
+
+    pub async fn set_up(&self, name: &str) -> Result<(), NetlinkError> {
+        let index = self.index(name).await?;
+        self.handle
+            .link()
+            .set(LinkUnspec::new_with_index(index).up().build())
+            .execute()
+            .await
+            .map_err(self.err("set up", name))
+    }
+
+    /// Plugs link `name` into bridge `bridge`.
+    pub async fn set_master(&self, name: &str, bridge: &str) -> Result<(), NetlinkError> {
+        let index = self.index(name).await?;
+        let bridge_index = self.index(bridge).await?;
+        self.handle
+            .link()
+            .set(
+                LinkUnspec::new_with_index(index)
+                    .controller(bridge_index)
+                    .build(),
+            )
+            .execute()
+            .await
+            .map_err(self.err("plug into bridge", format!("{name} -> {bridge}")))
+    }
+
+    /// Moves link `name` into namespace `target` and names it `new_name`
+    /// there (in one message, so no name clash in either namespace).
+    pub async fn move_to(
+        &self,
+        name: &str,
+        target: &str,
+        new_name: &str,
+    ) -> Result<(), NetlinkError> {
+        let index = self.index(name).await?;
+        let ns = super::open(target).map_err(|e| NetlinkError {
+            netns: self.netns.clone(),
+            op: "open target namespace for",
+            object: name.to_string(),
+            source: rtnetlink::Error::NamespaceError(e.to_string()),
+        })?;
+        self.handle
+            .link()
+            .set(
+                LinkUnspec::new_with_index(index)
+                    .setns_by_fd(ns.as_raw_fd())
+                    .name(new_name.to_string())
+                    .build(),
+            )
+            .execute()
+            .await
+            .map_err(self.err(
+                "move to namespace",
+                format!("{name} -> {target}/{new_name}"),
+            ))
+    }
+
+    pub async fn set_alias(&self, name: &str, alias: &str) -> Result<(), NetlinkError> {
+        let index = self.index(name).await?;
+        self.handle
+            .link()
+            .set(LinkUnspec::new_with_index(index).alias(alias).build())
+            .execute()
+            .await
+            .map_err(self.err("set alias", name))
+    }
+
+    pub async fn set_mtu(&self, name: &str, mtu: u32) -> Result<(), NetlinkError> {
+        let index = self.index(name).await?;
+        self.handle
+            .link()
+            .set(LinkUnspec::new_with_index(index).mtu(mtu).build())
+            .execute()
+            .await
+            .map_err(self.err("set mtu", name))
+    }
+
+    pub async fn add_address(
+        &self,
+        name: &str,
+        ip: Ipv4Addr,
+        prefix: u8,
+    ) -> Result<(), NetlinkError> {
+        let index = self.index(name).await?;
+        self.handle
+            .address()
+            .add(index, IpAddr::V4(ip), prefix)
+            .execute()
+            .await
+            .map_err(self.err("add address", format!("{ip}/{prefix} on {name}")))
+    }
+
+    /// Adds a route to `dest/prefix` out of `dev`, via `gateway` if given
+    /// (on-link: the gateway need not be in a connected subnet).
+    pub async fn add_route(
+        &self,
+        dest: Ipv4Addr,
+        prefix: u8,
+        dev: &str,
+        gateway: Option<Ipv4Addr>,
+    ) -> Result<(), NetlinkError> {
+        let index = self.index(dev).await?;
+        let mut route = RouteMessageBuilder::<Ipv4Addr>::new()
+            .destination_prefix(dest, prefix)
+            .output_interface(index);
+        route = match gateway {
+            Some(gw) => route.gateway(gw).onlink(),
+            None => route.scope(RouteScope::Link),
+        };
+        let what = match gateway {
+            Some(gw) => format!("{dest}/{prefix} via {gw} dev {dev}"),
+            None => format!("{dest}/{prefix} dev {dev}"),
+        };
+        self.handle
+            .route()
+            .add(route.build())
+            .execute()
+            .await
+            .map_err(self.err("add route", what))
+    }
+}

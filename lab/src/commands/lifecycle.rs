@@ -1,0 +1,145 @@
+//! `dplab up`, `dplab down`, `dplab cleanup`: labs that outlive the command.
+
+use std::path::Path;
+use std::str::FromStr;
+
+use anyhow::Context;
+
+use crate::cli::{bad_input, Failure, EXIT_ERROR, EXIT_OK};
+use crate::kinds::Datapath;
+use crate::lab::Lab;
+use crate::ledger::{self, Entry};
+use crate::names::RunId;
+use crate::teardown::{self, TeardownReport};
+use crate::topology::Plan;
+
+/// Copy of the topology kept with a running lab, so `dplab test` sees the
+/// same plan.
+const TOPOLOGY_COPY: &str = "topology.toml";
+
+pub async fn up(topology: &Path, datapath: Option<&str>) -> Result<u8, Failure> {
+    let plan = super::load_plan(topology)?;
+    let datapath = match datapath {
+        Some(name) => Datapath::from_str(name).map_err(bad_input)?,
+        None => plan
+            .matrix
+            .as_ref()
+            .map(|m| m.datapaths[0])
+            .unwrap_or(Datapath::VethRouted),
+    };
+    super::require_root()?;
+    let run = RunId::fresh();
+    eprintln!("dplab: building {} with {datapath} as run {run}", plan.name);
+    let lab = Lab::up(&plan, datapath, run.clone())
+        .await
+        .with_context(|| format!("building {} with {datapath}", plan.name))?;
+    let text = std::fs::read_to_string(topology).context("re-reading the topology")?;
+    std::fs::write(lab.ledger.dir().join(TOPOLOGY_COPY), text)
+        .context("saving the topology with the lab")?;
+    eprintln!(
+        "dplab: up in {:.0} ms; namespaces: {}",
+        lab.setup_ms,
+        crate::netns::list_with_prefix(&run.prefix()).join(" ")
+    );
+    eprintln!(
+        "dplab: try `ip netns exec {} ping {}`",
+        run.netns(&plan.pods[plan.pods.len() - 1].name),
+        plan.pods[0].address
+    );
+    println!("{run}");
+    Ok(EXIT_OK)
+}
+
+/// A running lab as `dplab up` left it: plan and datapath.
+pub struct RunningLab {
+    pub run: RunId,
+    pub plan: Plan,
+    pub datapath: Datapath,
+}
+
+pub fn find_running(run: &str) -> Result<RunningLab, Failure> {
+    let id = RunId::parse(run).ok_or_else(|| {
+        bad_input(format!(
+            "\"{run}\" is not a run id (4 hex digits, e.g. 3f9a)"
+        ))
+    })?;
+    let journal = ledger::read_journal(&id).map_err(|_| {
+        bad_input(format!(
+            "no running lab {id} (see `dplab cleanup` for leftovers)"
+        ))
+    })?;
+    let datapath = journal
+        .iter()
+        .find_map(|e| match e {
+            Entry::Run { datapath, .. } => Datapath::from_str(datapath).ok(),
+            _ => None,
+        })
+        .ok_or_else(|| bad_input(format!("run {id} is not a lab built by `dplab up`")))?;
+    let copy = id.state_dir().join(TOPOLOGY_COPY);
+    let plan = crate::topology::load(&copy).map_err(|e| bad_input(format!("run {id}: {e}")))?;
+    Ok(RunningLab {
+        run: id,
+        plan,
+        datapath,
+    })
+}
+
+pub fn down(run: Option<&str>, all: bool) -> Result<u8, Failure> {
+    super::require_root()?;
+    let runs = if all {
+        ledger::journaled_runs()
+    } else {
+        let Some(run) = run else {
+            return Err(bad_input("name a run id or use --all"));
+        };
+        let id = RunId::parse(run).ok_or_else(|| {
+            bad_input(format!(
+                "\"{run}\" is not a run id (4 hex digits, e.g. 3f9a)"
+            ))
+        })?;
+        if ledger::read_journal(&id).is_err()
+            && crate::netns::list_with_prefix(&id.prefix()).is_empty()
+        {
+            return Err(bad_input(format!("no lab {id} is running")));
+        }
+        vec![id]
+    };
+    let mut status = EXIT_OK;
+    for id in runs {
+        if ledger::is_owned_by_live_process(&id) {
+            eprintln!("dplab: run {id} belongs to a running dplab process; not touching it");
+            status = EXIT_ERROR;
+            continue;
+        }
+        let report = teardown::teardown_run(&id);
+        print_report(&format!("down {id}"), &report);
+        if !report.is_clean() {
+            status = EXIT_ERROR;
+        }
+    }
+    Ok(status)
+}
+
+pub fn cleanup() -> Result<u8, Failure> {
+    super::require_root()?;
+    let report = teardown::cleanup_all();
+    print_report("cleanup", &report);
+    Ok(if report.is_clean() {
+        EXIT_OK
+    } else {
+        EXIT_ERROR
+    })
+}
+
+pub fn print_report(what: &str, report: &TeardownReport) {
+    if report.removed.is_empty() && report.errors.is_empty() {
+        println!("{what}: nothing to remove");
+    }
+    for r in &report.removed {
+        println!("{what}: removed {r}");
+    }
+    for e in &report.errors {
+        println!("{what}: FAILED {e}");
+    }
+    eprintln!("dplab: {what} took {:.0} ms", report.elapsed_ms);
+}

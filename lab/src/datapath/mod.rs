@@ -1,0 +1,104 @@
+//! Datapaths: how pods are wired to their node. One trait, one file per
+//! wiring, chosen by name ([`crate::kinds::Datapath`]).
+
+mod bridge;
+mod common;
+mod ipvlan;
+mod macvlan;
+mod uplink;
+mod veth_routed;
+
+pub use common::LabNet;
+
+use crate::error::Result;
+use crate::kinds::Datapath;
+
+/// One way of wiring pods to nodes.
+// Used only inside the crate on one runtime, so Send bounds do not matter.
+#[allow(async_fn_in_trait)]
+pub trait Wiring {
+    /// Sets up a node namespace before its pods (bridges, uplinks, sysctls).
+    async fn wire_node(&self, lab: &LabNet<'_>, node: usize) -> Result<()>;
+    /// Connects one pod (namespace already created) to its node.
+    async fn wire_pod(&self, lab: &LabNet<'_>, pod: usize) -> Result<()>;
+    /// Pod-to-pod traffic skips the node's stack (macvlan, ipvlan), so a
+    /// cluster IP needs the node to masquerade pod-to-pod traffic for the
+    /// replies to come back through it.
+    fn cluster_ip_needs_masquerade(&self) -> bool {
+        false
+    }
+}
+
+/// Wires every node and pod of the plan with datapath `kind`.
+pub async fn wire(kind: Datapath, lab: &LabNet<'_>) -> Result<()> {
+    match kind {
+        Datapath::VethRouted | Datapath::VethEbpf => wire_with(&veth_routed::VethRouted, lab).await,
+        Datapath::Bridge => {
+            wire_with(
+                &bridge::Bridge {
+                    nf_call_iptables: true,
+                },
+                lab,
+            )
+            .await
+        }
+        Datapath::BridgeNfOff => {
+            wire_with(
+                &bridge::Bridge {
+                    nf_call_iptables: false,
+                },
+                lab,
+            )
+            .await
+        }
+        Datapath::Macvlan => wire_with(&macvlan::Macvlan, lab).await,
+        Datapath::IpvlanL2 | Datapath::IpvlanEbpf => {
+            wire_with(
+                &ipvlan::Ipvlan {
+                    mode: crate::netns::netlink::IpvlanMode::L2,
+                },
+                lab,
+            )
+            .await
+        }
+        Datapath::IpvlanL3 => {
+            wire_with(
+                &ipvlan::Ipvlan {
+                    mode: crate::netns::netlink::IpvlanMode::L3,
+                },
+                lab,
+            )
+            .await
+        }
+    }
+}
+
+/// Whether cluster IPs on this datapath need pod-to-pod masquerading.
+pub fn cluster_ip_needs_masquerade(kind: Datapath) -> bool {
+    match kind {
+        Datapath::VethRouted | Datapath::VethEbpf => {
+            veth_routed::VethRouted.cluster_ip_needs_masquerade()
+        }
+        Datapath::Bridge | Datapath::BridgeNfOff => bridge::Bridge {
+            nf_call_iptables: true,
+        }
+        .cluster_ip_needs_masquerade(),
+        Datapath::Macvlan => macvlan::Macvlan.cluster_ip_needs_masquerade(),
+        Datapath::IpvlanL2 | Datapath::IpvlanL3 | Datapath::IpvlanEbpf => ipvlan::Ipvlan {
+            mode: crate::netns::netlink::IpvlanMode::L2,
+        }
+        .cluster_ip_needs_masquerade(),
+    }
+}
+
+async fn wire_with(wiring: &impl Wiring, lab: &LabNet<'_>) -> Result<()> {
+    for node in 0..lab.plan.nodes.len() {
+        lab.node_basics(node).await?;
+        wiring.wire_node(lab, node).await?;
+    }
+    for pod in 0..lab.plan.pods.len() {
+        lab.pod_basics(pod).await?;
+        wiring.wire_pod(lab, pod).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,150 @@
+//! A lab: the namespaces, links and services of one topology wired by one
+//! datapath. `Lab::up` journals and builds it; on any failure it tears down
+//! what it built before returning the error.
+
+use std::sync::Mutex;
+use std::time::Instant;
+
+use crate::datapath::{self, LabNet};
+use crate::error::{LabError, Result};
+use crate::kinds::{Datapath, ServiceProxy as ProxyKind};
+use crate::ledger::{Entry, Ledger};
+use crate::names::RunId;
+use crate::netns;
+use crate::service::{iptables::Iptables, Proof, ServiceProxy};
+use crate::teardown::{teardown_run, TeardownReport};
+use crate::topology::Plan;
+
+/// Held while a lab is being built or torn down, so that a signal handler
+/// tearing down never races with a half-created object.
+pub static BUILD_LOCK: Mutex<()> = Mutex::new(());
+
+/// The run a signal should tear down, if any.
+pub static ACTIVE_RUN: Mutex<Option<RunId>> = Mutex::new(None);
+
+pub struct Lab {
+    pub run: RunId,
+    pub plan: Plan,
+    pub datapath: Datapath,
+    pub ledger: Ledger,
+    pub setup_ms: f64,
+    pub proxy: Box<dyn ServiceProxy + Send>,
+}
+
+impl Lab {
+    /// Builds the lab. On failure everything created is removed again and
+    /// the error says what failed (plus any teardown problem).
+    pub async fn up(plan: &Plan, datapath: Datapath, run: RunId) -> Result<Lab> {
+        let start = Instant::now();
+        let guard = BUILD_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+        *ACTIVE_RUN.lock().unwrap_or_else(|p| p.into_inner()) = Some(run.clone());
+        let ledger = Ledger::create(
+            &run,
+            Entry::Run {
+                run_id: run.to_string(),
+                topology: plan.name.clone(),
+                datapath: datapath.to_string(),
+                owner_pid: std::process::id(),
+                started_at: chrono::Utc::now().to_rfc3339(),
+            },
+        )?;
+        let mut proxy: Box<dyn ServiceProxy + Send> = match datapath.service_proxy() {
+            ProxyKind::Iptables => Box::new(Iptables::default()),
+            ProxyKind::Ebpf => {
+                return Err(fail(
+                    &run,
+                    LabError::Unsupported("the eBPF service proxy is not built in yet".into()),
+                ))
+            }
+        };
+        match build(plan, datapath, &run, &ledger, proxy.as_mut()).await {
+            Ok(()) => {
+                drop(guard);
+                Ok(Lab {
+                    run,
+                    plan: plan.clone(),
+                    datapath,
+                    ledger,
+                    setup_ms: start.elapsed().as_secs_f64() * 1000.0,
+                    proxy,
+                })
+            }
+            Err(e) => {
+                drop(ledger);
+                let err = fail(&run, e);
+                drop(guard);
+                Err(err)
+            }
+        }
+    }
+
+    /// Counters of the service proxy (proof of path).
+    pub fn proof(&self) -> Result<Proof> {
+        self.proxy.counters(&self.run, &self.plan)
+    }
+
+    pub fn pod_ns(&self, pod: usize) -> String {
+        self.run.netns(&self.plan.pods[pod].name)
+    }
+
+    /// Tears the lab down and reports what was removed.
+    pub fn down(self) -> TeardownReport {
+        let _guard = BUILD_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+        drop(self.proxy);
+        drop(self.ledger);
+        let report = teardown_run(&self.run);
+        *ACTIVE_RUN.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        report
+    }
+}
+
+/// Tears down a failed build and folds teardown problems into the error.
+fn fail(run: &RunId, err: LabError) -> LabError {
+    let report = teardown_run(run);
+    *ACTIVE_RUN.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    if report.is_clean() {
+        err
+    } else {
+        let msg = format!("{err}; teardown also failed: {}", report.errors.join("; "));
+        if err.is_unsupported() {
+            LabError::Unsupported(msg)
+        } else {
+            LabError::Other(msg)
+        }
+    }
+}
+
+async fn build(
+    plan: &Plan,
+    datapath: Datapath,
+    run: &RunId,
+    ledger: &Ledger,
+    proxy: &mut (dyn ServiceProxy + Send),
+) -> Result<()> {
+    let namespaces = plan
+        .nodes
+        .iter()
+        .map(|n| &n.name)
+        .chain(plan.pods.iter().map(|p| &p.name));
+    for name in namespaces {
+        let ns = run.netns(name);
+        ledger.record(&Entry::Netns { name: ns.clone() })?;
+        netns::create(&ns)?;
+    }
+    let net = LabNet::open(run, plan, ledger)?;
+    datapath::wire(datapath, &net).await?;
+    inject_fault("after-wiring")?;
+    proxy.install(&net, datapath)?;
+    Ok(())
+}
+
+/// Test hook: `DPLAB_INJECT_FAULT=<step>` makes setup fail at that step, to
+/// prove that a failure half way leaves nothing behind.
+fn inject_fault(step: &str) -> Result<()> {
+    match std::env::var("DPLAB_INJECT_FAULT") {
+        Ok(v) if v == step => Err(LabError::Other(format!(
+            "fault injected at {step} (DPLAB_INJECT_FAULT)"
+        ))),
+        _ => Ok(()),
+    }
+}
