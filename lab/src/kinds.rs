@@ -123,6 +123,19 @@ impl fmt::Display for Target {
     }
 }
 
+/// Workload names (CONTRACT.md); the workload module parses them.
+pub const WORKLOAD_NAMES: [&str; 6] = [
+    "tcp-stream",
+    "udp-stream",
+    "tcp-rr",
+    "tcp-crr",
+    "ping",
+    "http",
+];
+
+/// Measurement tools (CONTRACT.md).
+pub const TOOL_NAMES: [&str; 4] = ["builtin", "iperf3", "qperf", "ping"];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,16 +151,3 @@ mod tests {
             .contains("known:"));
     }
 }
-
-/// Workload names (CONTRACT.md); the workload module parses them.
-pub const WORKLOAD_NAMES: [&str; 6] = [
-    "tcp-stream",
-    "udp-stream",
-    "tcp-rr",
-    "tcp-crr",
-    "ping",
-    "http",
-];
-
-/// Measurement tools (CONTRACT.md).
-pub const TOOL_NAMES: [&str; 4] = ["builtin", "iperf3", "qperf", "ping"];

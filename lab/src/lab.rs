@@ -34,6 +34,9 @@ pub struct Lab {
 impl Lab {
     /// Builds the lab. On failure everything created is removed again and
     /// the error says what failed (plus any teardown problem).
+    // The build lock is a plain mutex on purpose: only the signal thread
+    // (not a task) ever waits for it.
+    #[allow(clippy::await_holding_lock)]
     pub async fn up(plan: &Plan, datapath: Datapath, run: RunId) -> Result<Lab> {
         let start = Instant::now();
         let guard = BUILD_LOCK.lock().unwrap_or_else(|p| p.into_inner());

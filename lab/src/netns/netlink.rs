@@ -37,13 +37,13 @@ pub struct NetlinkError {
     pub op: &'static str,
     pub object: String,
     #[source]
-    pub source: rtnetlink::Error,
+    pub source: Box<rtnetlink::Error>,
 }
 
 impl NetlinkError {
     /// The errno the kernel answered, if it was a kernel error.
     pub fn errno(&self) -> Option<i32> {
-        match &self.source {
+        match self.source.as_ref() {
             rtnetlink::Error::NetlinkError(msg) => msg.code.map(|c| -c.get()),
             _ => None,
         }
@@ -86,7 +86,7 @@ impl Netlink {
             netns: self.netns.clone(),
             op,
             object,
-            source,
+            source: Box::new(source),
         }
     }
 
@@ -229,7 +229,7 @@ impl Netlink {
             netns: self.netns.clone(),
             op: "open target namespace for",
             object: name.to_string(),
-            source: rtnetlink::Error::NamespaceError(e.to_string()),
+            source: Box::new(rtnetlink::Error::NamespaceError(e.to_string())),
         })?;
         self.handle
             .link()
