@@ -16,3 +16,4 @@ pub mod service;
 pub mod signals;
 pub mod teardown;
 pub mod topology;
+pub mod workload;

@@ -1,0 +1,279 @@
+//! Pieces every built-in workload shares: the timeline (warm-up, measured
+//! interval), worker threads with a join deadline, sockets created inside a
+//! namespace, and the supervisor that takes CPU snapshots and reports
+//! progress.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::cpu::{CpuMeter, CpuUsage, TidSet};
+use super::{Endpoints, Params, Progress, Workload, WorkloadError};
+use crate::netns;
+
+/// Warm-up from `start` to `t0`, measured interval from `t0` to `t1`.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeline {
+    pub start: Instant,
+    pub t0: Instant,
+    pub t1: Instant,
+}
+
+impl Timeline {
+    /// A timeline starting now.
+    pub fn starting_now(p: &Params) -> Timeline {
+        let start = Instant::now();
+        let t0 = start + p.warmup;
+        Timeline {
+            start,
+            t0,
+            t1: t0 + p.duration,
+        }
+    }
+
+    pub fn measuring(&self, at: Instant) -> bool {
+        at >= self.t0 && at < self.t1
+    }
+}
+
+/// Set once the measured interval is over (or the sample is aborted).
+#[derive(Clone, Default)]
+pub struct StopFlag(Arc<AtomicBool>);
+
+impl StopFlag {
+    pub fn stop(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+    pub fn stopped(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Workers of one sample; each registers its thread id for CPU accounting.
+pub struct Workers<T> {
+    handles: Vec<JoinHandle<Result<Result<T, WorkloadError>, netns::NetnsError>>>,
+    workload: Workload,
+}
+
+impl<T: Send + 'static> Workers<T> {
+    pub fn new(workload: Workload) -> Self {
+        Workers {
+            handles: Vec::new(),
+            workload,
+        }
+    }
+
+    /// Starts `f` on a new thread, inside namespace `ns` if given (needed
+    /// when the worker creates sockets itself, as tcp-crr does).
+    pub fn spawn<F>(&mut self, ns: Option<&str>, tids: &TidSet, f: F) -> Result<(), WorkloadError>
+    where
+        F: FnOnce() -> Result<T, WorkloadError> + Send + 'static,
+    {
+        let tids = tids.clone();
+        let body = move || {
+            tids.register_current();
+            f()
+        };
+        let handle = match ns {
+            Some(ns) => netns::spawn_in(ns, body)?,
+            None => std::thread::spawn(move || Ok(body())),
+        };
+        self.handles.push(handle);
+        Ok(())
+    }
+
+    pub fn any_finished(&self) -> bool {
+        self.handles.iter().any(|h| h.is_finished())
+    }
+
+    /// Waits until every worker ended or `deadline` passed; returns the first
+    /// error, or every result. A worker that overruns is left behind (its
+    /// sockets time out on their own) and reported as hung.
+    pub fn join(self, deadline: Instant) -> Result<Vec<T>, WorkloadError> {
+        while Instant::now() < deadline && !self.handles.iter().all(|h| h.is_finished()) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if !self.handles.iter().all(|h| h.is_finished()) {
+            return Err(WorkloadError::Hung(
+                deadline.saturating_duration_since(Instant::now()),
+                self.workload,
+            ));
+        }
+        let mut results = Vec::with_capacity(self.handles.len());
+        let mut first_error = None;
+        for h in self.handles {
+            let outcome = match h.join() {
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) => Err(e.into()),
+                Err(_) => Err(WorkloadError::Failed {
+                    workload: self.workload,
+                    target: SocketAddr::from(([0, 0, 0, 0], 0)),
+                    what: "a worker thread panicked".into(),
+                }),
+            };
+            match outcome {
+                Ok(r) => results.push(r),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(results),
+        }
+    }
+}
+
+/// Binds a TCP listener on 0.0.0.0:port inside the server namespace; accept
+/// returns after `timeout` if no client comes.
+pub fn tcp_listener(
+    w: Workload,
+    e: &Endpoints,
+    timeout: Duration,
+) -> Result<TcpListener, WorkloadError> {
+    let server_err = |op, source| WorkloadError::Server {
+        workload: w,
+        netns: e.server_netns.clone(),
+        port: e.server_port,
+        op,
+        source,
+    };
+    let port = e.server_port;
+    let listener = netns::run_in(&e.server_netns, move || {
+        TcpListener::bind(SocketAddr::from(([0, 0, 0, 0], port)))
+    })?
+    .map_err(|s| server_err("bind", s))?;
+    set_recv_timeout(&listener, timeout).map_err(|s| server_err("set accept timeout", s))?;
+    Ok(listener)
+}
+
+/// SO_RCVTIMEO, which also bounds accept() on a listening socket.
+pub fn set_recv_timeout(fd: &impl std::os::fd::AsFd, timeout: Duration) -> std::io::Result<()> {
+    use nix::sys::socket::{setsockopt, sockopt::ReceiveTimeout};
+    let tv = nix::sys::time::TimeVal::new(
+        timeout.as_secs() as libc::time_t,
+        timeout.subsec_micros() as libc::suseconds_t,
+    );
+    setsockopt(fd, ReceiveTimeout, &tv).map_err(std::io::Error::from)
+}
+
+/// Connects from inside the client namespace, bounded by `timeout`; the
+/// stream gets read and write timeouts too.
+pub fn tcp_connect(e: &Endpoints, timeout: Duration) -> Result<TcpStream, WorkloadError> {
+    let target = e.target;
+    let stream = netns::run_in(&e.client_netns, move || {
+        TcpStream::connect_timeout(&target, timeout)
+    })?
+    .map_err(|source| WorkloadError::Connect {
+        target,
+        timeout,
+        source,
+    })?;
+    with_timeouts(stream, timeout).map_err(|source| WorkloadError::Connect {
+        target,
+        timeout,
+        source,
+    })
+}
+
+pub fn with_timeouts(stream: TcpStream, timeout: Duration) -> std::io::Result<TcpStream> {
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    Ok(stream)
+}
+
+/// Accepts `n` connections, each bounded by the listener's timeout.
+pub fn accept_n(
+    w: Workload,
+    e: &Endpoints,
+    listener: &TcpListener,
+    n: u32,
+    timeout: Duration,
+) -> Result<Vec<TcpStream>, WorkloadError> {
+    (0..n)
+        .map(|_| {
+            let (s, _) = listener.accept().map_err(|source| WorkloadError::Server {
+                workload: w,
+                netns: e.server_netns.clone(),
+                port: e.server_port,
+                op: "accept (the client's connection did not arrive)",
+                source,
+            })?;
+            with_timeouts(s, timeout).map_err(|source| WorkloadError::Server {
+                workload: w,
+                netns: e.server_netns.clone(),
+                port: e.server_port,
+                op: "set socket timeouts",
+                source,
+            })
+        })
+        .collect()
+}
+
+/// Runs the measurement clock: reports progress every 250 ms, calls
+/// `at_t0` / `at_t1` at the interval's edges, takes CPU snapshots there and
+/// sets `stop` at `t1`. Returns early (None) if a worker ended before t1,
+/// which only happens on error; the caller then joins to surface it.
+///
+/// `count` returns a cumulative amount whose rate per second is the
+/// headline metric (e.g. bits / 1e9 for Gbit/s).
+pub struct Supervision<'a> {
+    pub timeline: Timeline,
+    pub cpu: &'a CpuMeter,
+    pub stop: &'a StopFlag,
+    pub count: &'a dyn Fn() -> f64,
+    pub progress: Progress<'a>,
+    pub worker_ended: &'a dyn Fn() -> bool,
+}
+
+impl Supervision<'_> {
+    pub fn run(&self, mut at_t0: impl FnMut(), mut at_t1: impl FnMut()) -> Option<CpuUsage> {
+        let tick = Duration::from_millis(250);
+        let mut last = (Instant::now(), (self.count)());
+        let mut t0_snapshot = None;
+        loop {
+            let now = Instant::now();
+            // Workers may end on their own at t1, so check the clock first.
+            if now < self.timeline.t1 && (self.worker_ended)() {
+                self.stop.stop();
+                return None;
+            }
+            if t0_snapshot.is_none() && now >= self.timeline.t0 {
+                at_t0();
+                t0_snapshot = Some(self.cpu.snapshot());
+            }
+            if now >= self.timeline.t1 {
+                at_t1();
+                let end = self.cpu.snapshot();
+                self.stop.stop();
+                let start = t0_snapshot.unwrap_or_else(|| self.cpu.snapshot());
+                return Some(CpuUsage::between(&start, &end));
+            }
+            if let Some(report) = self.progress {
+                if now.duration_since(last.0) >= tick {
+                    let c = (self.count)();
+                    report((c - last.1) / now.duration_since(last.0).as_secs_f64());
+                    last = (now, c);
+                }
+            }
+            let next_edge = if t0_snapshot.is_none() {
+                self.timeline.t0
+            } else {
+                self.timeline.t1
+            };
+            let wait = next_edge
+                .saturating_duration_since(now)
+                .min(Duration::from_millis(20));
+            std::thread::sleep(wait.max(Duration::from_micros(100)));
+        }
+    }
+}
+
+/// When the workers must have ended: after t1 plus one timeout (a blocked
+/// read or write returns by then) and some grace.
+pub fn join_deadline(tl: &Timeline, p: &Params) -> Instant {
+    tl.t1.max(Instant::now()) + p.timeout + Duration::from_millis(500)
+}

@@ -1,0 +1,184 @@
+//! CPU cost of a measurement: CPU time of the client and server threads (or
+//! external processes) and the machine's softirq time over the measured
+//! interval. Read from /proc, which works for any thread of this process from
+//! any other thread, so the supervisor takes both snapshots itself.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use super::Sample;
+
+/// Kernel thread id of the calling thread.
+pub fn current_tid() -> u32 {
+    nix::unistd::gettid().as_raw() as u32
+}
+
+fn ticks_per_second() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if hz > 0 {
+        hz as f64
+    } else {
+        100.0
+    }
+}
+
+/// utime + stime in seconds from the text of a /proc/.../stat file.
+pub fn parse_stat_cpu_seconds(stat: &str) -> Option<f64> {
+    // The command name (field 2) may contain spaces and parentheses: fields
+    // are counted after the last ')'. utime and stime are fields 14 and 15.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: f64 = fields.next()?.parse().ok()?;
+    let stime: f64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) / ticks_per_second())
+}
+
+/// CPU seconds used so far by thread `tid` of this process.
+pub fn thread_cpu_seconds(tid: u32) -> Option<f64> {
+    let text = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
+    parse_stat_cpu_seconds(&text)
+}
+
+/// CPU seconds used so far by process `pid` (all its threads).
+pub fn process_cpu_seconds(pid: u32) -> Option<f64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat_cpu_seconds(&text)
+}
+
+/// Softirq seconds of all CPUs from the text of /proc/stat.
+pub fn parse_proc_stat_softirq_seconds(text: &str) -> Option<f64> {
+    let line = text.lines().find(|l| l.starts_with("cpu "))?;
+    // cpu user nice system idle iowait irq softirq ...
+    let ticks: f64 = line.split_whitespace().nth(7)?.parse().ok()?;
+    Some(ticks / ticks_per_second())
+}
+
+pub fn softirq_seconds() -> Option<f64> {
+    parse_proc_stat_softirq_seconds(&std::fs::read_to_string("/proc/stat").ok()?)
+}
+
+/// Thread ids of one side (client or server); workers register themselves.
+#[derive(Clone, Default)]
+pub struct TidSet(Arc<Mutex<Vec<u32>>>);
+
+impl TidSet {
+    pub fn register_current(&self) {
+        self.0.lock().unwrap().push(current_tid());
+    }
+
+    fn cpu_by_tid(&self) -> HashMap<u32, f64> {
+        let tids = self.0.lock().unwrap().clone();
+        tids.into_iter()
+            .filter_map(|t| thread_cpu_seconds(t).map(|s| (t, s)))
+            .collect()
+    }
+}
+
+/// CPU counters at one instant.
+pub struct CpuSnapshot {
+    client: HashMap<u32, f64>,
+    server: HashMap<u32, f64>,
+    softirq: Option<f64>,
+    at: std::time::Instant,
+}
+
+/// The two sides whose CPU time a workload measures.
+#[derive(Clone, Default)]
+pub struct CpuMeter {
+    pub client: TidSet,
+    pub server: TidSet,
+}
+
+impl CpuMeter {
+    pub fn snapshot(&self) -> CpuSnapshot {
+        CpuSnapshot {
+            client: self.client.cpu_by_tid(),
+            server: self.server.cpu_by_tid(),
+            softirq: softirq_seconds(),
+            at: std::time::Instant::now(),
+        }
+    }
+}
+
+/// CPU seconds spent between two snapshots.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CpuUsage {
+    pub client_s: f64,
+    pub server_s: f64,
+    pub softirq_s: Option<f64>,
+    pub wall_s: f64,
+}
+
+fn delta(start: &HashMap<u32, f64>, end: &HashMap<u32, f64>) -> f64 {
+    // A thread that started inside the interval counts from zero.
+    end.iter()
+        .map(|(tid, e)| e - start.get(tid).copied().unwrap_or(0.0))
+        .sum()
+}
+
+impl CpuUsage {
+    pub fn between(start: &CpuSnapshot, end: &CpuSnapshot) -> CpuUsage {
+        CpuUsage {
+            client_s: delta(&start.client, &end.client),
+            server_s: delta(&start.server, &end.server),
+            softirq_s: match (start.softirq, end.softirq) {
+                (Some(a), Some(b)) => Some(b - a),
+                _ => None,
+            },
+            wall_s: end.at.duration_since(start.at).as_secs_f64(),
+        }
+    }
+
+    /// Adds cpu_client_percent, cpu_server_percent, cpu_softirq_percent
+    /// (100 = one core) and, for streams, cpu_s_per_gb.
+    pub fn add_to(&self, sample: &mut Sample, gigabytes: Option<f64>) {
+        if self.wall_s <= 0.0 {
+            return;
+        }
+        let percent = |s: f64| 100.0 * s / self.wall_s;
+        sample.set("cpu_client_percent", percent(self.client_s));
+        sample.set("cpu_server_percent", percent(self.server_s));
+        if let Some(soft) = self.softirq_s {
+            sample.set("cpu_softirq_percent", percent(soft));
+        }
+        if let Some(gb) = gigabytes.filter(|gb| *gb > 0.0) {
+            let total = self.client_s + self.server_s + self.softirq_s.unwrap_or(0.0);
+            sample.set("cpu_s_per_gb", total / gb);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_with_spaces_in_name() {
+        let line = "1234 (my (odd) name) S 1 2 3 4 5 6 7 8 9 10 250 50 0 0 20 0 1 0";
+        let hz = ticks_per_second();
+        assert_eq!(parse_stat_cpu_seconds(line), Some(300.0 / hz));
+    }
+
+    #[test]
+    fn softirq_column() {
+        let text = "cpu  10821 6603 5739 52824 410 0 648 12 0 0\ncpu0 1 2 3 4 5 6 7 8 9 10\n";
+        assert_eq!(
+            parse_proc_stat_softirq_seconds(text),
+            Some(648.0 / ticks_per_second())
+        );
+    }
+
+    #[test]
+    fn own_thread_cpu_is_readable() {
+        let tid = current_tid();
+        let t0 = thread_cpu_seconds(tid).expect("own stat readable");
+        let mut x = 0u64;
+        let start = std::time::Instant::now();
+        while start.elapsed().as_millis() < 100 {
+            x = x.wrapping_add(std::hint::black_box(1));
+        }
+        assert!(x > 0);
+        assert!(thread_cpu_seconds(tid).unwrap() >= t0);
+    }
+}

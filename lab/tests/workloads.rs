@@ -1,0 +1,323 @@
+//! Privileged end-to-end test of every workload between two pods.
+//!
+//! Builds its own testbed: namespaces dltw-node, dltw-a (server) and dltw-b
+//! (client); each pod hangs off the node by a veth pair and the node routes
+//! between 10.201.1.0/24 and 10.201.2.0/24. Everything lives inside those
+//! namespaces, which are deleted at the end even when the test fails.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use dplab::netns;
+use dplab::workload::{
+    check_tool, headline_metric, run_sample, Endpoints, NoPidRecorder, Params, PidRecorder, Sample,
+    Tool, Workload,
+};
+use futures::TryStreamExt;
+use rtnetlink::{LinkUnspec, LinkVeth, RouteMessageBuilder};
+
+const NODE: &str = "dltw-node";
+const SERVER: &str = "dltw-a";
+const CLIENT: &str = "dltw-b";
+const SERVER_IP: Ipv4Addr = Ipv4Addr::new(10, 201, 1, 2);
+const PORT: u16 = 5301;
+
+/// Both tests use the same namespace names, so they take turns.
+static TESTBED_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Deletes the testbed's namespaces when dropped, also on panic.
+struct Testbed {
+    _turn: std::sync::MutexGuard<'static, ()>,
+}
+
+impl Drop for Testbed {
+    fn drop(&mut self) {
+        for ns in [CLIENT, SERVER, NODE] {
+            if let Err(e) = netns::delete(ns) {
+                eprintln!("cleanup: {e}");
+            }
+        }
+    }
+}
+
+fn skip_unless_root() -> bool {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("SKIPPED: workload tests need root (they create network namespaces)");
+        return true;
+    }
+    false
+}
+
+async fn link_index(handle: &rtnetlink::Handle, name: &str) -> u32 {
+    handle
+        .link()
+        .get()
+        .match_name(name.to_string())
+        .execute()
+        .try_next()
+        .await
+        .expect("link get")
+        .unwrap_or_else(|| panic!("link {name} exists"))
+        .header
+        .index
+}
+
+async fn set_up(handle: &rtnetlink::Handle, name: &str) {
+    let index = link_index(handle, name).await;
+    handle
+        .link()
+        .set(LinkUnspec::new_with_index(index).up().build())
+        .execute()
+        .await
+        .unwrap_or_else(|e| panic!("set {name} up: {e}"));
+}
+
+/// Wires `pod` to the node: veth `node_if` (gateway .1) <-> pod eth0 (.2).
+async fn attach_pod(node: &rtnetlink::Handle, pod: &str, node_if: &str, subnet: u8) {
+    node.link()
+        .add(LinkVeth::new(node_if, "eth0").build())
+        .execute()
+        .await
+        .unwrap_or_else(|e| panic!("add veth {node_if}: {e}"));
+    let pod_ns = netns::open(pod).expect("open pod netns");
+    let peer = link_index(node, "eth0").await;
+    node.link()
+        .set(
+            LinkUnspec::new_with_index(peer)
+                .setns_by_fd(pod_ns.as_raw_fd())
+                .build(),
+        )
+        .execute()
+        .await
+        .expect("move eth0 into the pod");
+    let gateway = Ipv4Addr::new(10, 201, subnet, 1);
+    let index = link_index(node, node_if).await;
+    node.address()
+        .add(index, IpAddr::V4(gateway), 24)
+        .execute()
+        .await
+        .expect("node address");
+    set_up(node, node_if).await;
+
+    let pod_handle = netns::netlink::handle_in(pod).expect("netlink in pod");
+    set_up(&pod_handle, "lo").await;
+    let eth0 = link_index(&pod_handle, "eth0").await;
+    pod_handle
+        .address()
+        .add(eth0, IpAddr::V4(Ipv4Addr::new(10, 201, subnet, 2)), 24)
+        .execute()
+        .await
+        .expect("pod address");
+    set_up(&pod_handle, "eth0").await;
+    pod_handle
+        .route()
+        .add(
+            RouteMessageBuilder::<Ipv4Addr>::new()
+                .gateway(gateway)
+                .build(),
+        )
+        .execute()
+        .await
+        .expect("pod default route");
+}
+
+fn build_testbed() -> Testbed {
+    let turn = TESTBED_LOCK
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    for ns in [CLIENT, SERVER, NODE] {
+        // Leftovers of an earlier aborted run.
+        netns::delete(ns).expect("delete stale netns");
+    }
+    let guard = Testbed { _turn: turn };
+    for ns in [NODE, SERVER, CLIENT] {
+        netns::create(ns).expect("create netns");
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let node = netns::netlink::handle_in(NODE).expect("netlink in node");
+        set_up(&node, "lo").await;
+        attach_pod(&node, SERVER, "dltw-va", 1).await;
+        attach_pod(&node, CLIENT, "dltw-vb", 2).await;
+    });
+    netns::write_sysctl(NODE, "net/ipv4/ip_forward", "1").expect("ip_forward in node");
+    guard
+}
+
+fn endpoints(target: SocketAddr) -> Endpoints {
+    Endpoints {
+        client_netns: CLIENT.into(),
+        server_netns: SERVER.into(),
+        server_port: PORT,
+        target,
+    }
+}
+
+fn short_params() -> Params {
+    Params {
+        duration: Duration::from_secs(1),
+        warmup: Duration::from_millis(500),
+        ..Params::default()
+    }
+}
+
+/// Counts journal calls so the test can check that every spawned process is
+/// reaped.
+#[derive(Default)]
+struct CountingRecorder(std::sync::Mutex<(Vec<u32>, Vec<u32>)>);
+
+impl PidRecorder for CountingRecorder {
+    fn spawned(&self, pid: u32, _what: &str) {
+        self.0.lock().unwrap().0.push(pid);
+    }
+    fn reaped(&self, pid: u32) {
+        self.0.lock().unwrap().1.push(pid);
+    }
+}
+
+fn positive(s: &Sample, name: &str) -> Result<f64, String> {
+    match s.get(name) {
+        Some(v) if v > 0.0 && v.is_finite() => Ok(v),
+        other => Err(format!("{name} = {other:?}, want > 0")),
+    }
+}
+
+fn zero(s: &Sample, name: &str) -> Result<(), String> {
+    match s.get(name) {
+        Some(0.0) => Ok(()),
+        other => Err(format!("{name} = {other:?}, want 0 on an idle veth")),
+    }
+}
+
+fn ordered_percentiles(s: &Sample) -> Result<(), String> {
+    let names = [
+        "latency_us_p50",
+        "latency_us_p90",
+        "latency_us_p99",
+        "latency_us_max",
+    ];
+    let values: Vec<f64> = names
+        .iter()
+        .map(|n| positive(s, n))
+        .collect::<Result<_, _>>()?;
+    if values.windows(2).all(|w| w[0] <= w[1]) {
+        Ok(())
+    } else {
+        Err(format!("percentiles out of order: {values:?}"))
+    }
+}
+
+/// What a plausible sample of `w` must contain.
+fn check_plausible(w: Workload, tool: Tool, s: &Sample) -> Result<(), String> {
+    positive(s, headline_metric(w))?;
+    match (w, tool) {
+        (Workload::TcpStream, Tool::Builtin) => {
+            positive(s, "cpu_client_percent")?;
+            positive(s, "cpu_server_percent")?;
+            positive(s, "cpu_s_per_gb")?;
+            s.get("retransmits").ok_or("retransmits missing")?;
+        }
+        (Workload::UdpStream, Tool::Qperf) => {}
+        (Workload::UdpStream, _) => {
+            s.get("jitter_ms").ok_or("jitter_ms missing")?;
+            s.get("loss_percent").ok_or("loss_percent missing")?;
+        }
+        (Workload::TcpRr | Workload::TcpCrr | Workload::Http, Tool::Builtin) => {
+            ordered_percentiles(s)?;
+            positive(s, "cpu_client_percent")?;
+        }
+        (Workload::Ping, _) => {
+            zero(s, "loss_percent")?;
+            let (min, avg, max) = (
+                positive(s, "rtt_min_ms")?,
+                positive(s, "rtt_ms")?,
+                positive(s, "rtt_max_ms")?,
+            );
+            if !(min <= avg && avg <= max) {
+                return Err(format!("rtt min/avg/max out of order: {min}/{avg}/{max}"));
+            }
+        }
+        _ => {}
+    }
+    if w == Workload::Http {
+        zero(s, "errors")?;
+    }
+    Ok(())
+}
+
+#[test]
+fn every_workload_between_two_pods() {
+    if skip_unless_root() {
+        return;
+    }
+    let _testbed = build_testbed();
+    let e = endpoints(SocketAddr::new(IpAddr::V4(SERVER_IP), PORT));
+    let p = short_params();
+    let mut failures = Vec::new();
+    let mut runs: Vec<(Workload, Tool)> =
+        Workload::ALL.iter().map(|w| (*w, Tool::Builtin)).collect();
+    for tool in [Tool::Iperf3, Tool::Qperf, Tool::Ping] {
+        for w in Workload::ALL {
+            if !tool.supports(w) {
+                continue;
+            }
+            match check_tool(tool, w) {
+                Ok(()) => runs.push((w, tool)),
+                Err(err) => eprintln!("SKIPPED: {tool} {w}: {err}"),
+            }
+        }
+    }
+    for (w, tool) in runs {
+        let recorder = CountingRecorder::default();
+        let started = Instant::now();
+        let outcome = run_sample(w, tool, &p, &e, &recorder, None);
+        let took = started.elapsed();
+        let (spawned, reaped) = recorder.0.lock().unwrap().clone();
+        let verdict = match &outcome {
+            Ok(s) => check_plausible(w, tool, s).and_then(|()| {
+                if spawned.iter().all(|pid| reaped.contains(pid)) {
+                    Ok(())
+                } else {
+                    Err(format!("spawned {spawned:?} but reaped only {reaped:?}"))
+                }
+            }),
+            Err(err) => Err(err.to_string()),
+        };
+        eprintln!("{w} ({tool}) in {took:.2?}: {outcome:?}");
+        if let Err(why) = verdict {
+            failures.push(format!("{w} ({tool}): {why}"));
+        }
+    }
+    assert!(failures.is_empty(), "failed: {failures:#?}");
+}
+
+#[test]
+fn broken_path_fails_within_duration_plus_timeout() {
+    if skip_unless_root() {
+        return;
+    }
+    let _testbed = build_testbed();
+    // Nothing routes 10.201.9.9: SYNs and echoes vanish, as behind a broken
+    // cluster IP.
+    let e = endpoints(SocketAddr::new(
+        IpAddr::V4(Ipv4Addr::new(10, 201, 9, 9)),
+        80,
+    ));
+    let p = Params {
+        timeout: Duration::from_secs(1),
+        ..short_params()
+    };
+    let limit = p.warmup + p.duration + p.timeout + Duration::from_secs(2);
+    for w in Workload::ALL {
+        let started = Instant::now();
+        let outcome = run_sample(w, Tool::Builtin, &p, &e, &NoPidRecorder, None);
+        let took = started.elapsed();
+        eprintln!("{w} on a broken path after {took:.2?}: {outcome:?}");
+        assert!(outcome.is_err(), "{w} must fail on a broken path");
+        assert!(took <= limit, "{w} took {took:?}, limit {limit:?}");
+    }
+}
