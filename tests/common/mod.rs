@@ -1,0 +1,188 @@
+//! Helpers of the privileged end-to-end tests: run the dplab binary, look
+//! at the root namespace, skip loudly where root or a kernel feature is
+//! missing.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub const BLOG: &str = "topologies/blog.toml";
+
+/// `dplab cleanup` removes every lab no live process owns, including the
+/// ones other tests of this binary just built with `dplab up`: tests that
+/// build labs hold this for reading, the cleanup test for writing.
+pub static LABS: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+pub fn lab_guard() -> std::sync::RwLockReadGuard<'static, ()> {
+    LABS.read().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The workspace root (tests run with the crate folder as cwd).
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+pub fn dplab(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dplab"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("dplab runs")
+}
+
+pub fn dplab_env(args: &[&str], key: &str, value: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dplab"))
+        .args(args)
+        .env(key, value)
+        .current_dir(root())
+        .output()
+        .expect("dplab runs")
+}
+
+pub fn text(out: &[u8]) -> String {
+    String::from_utf8_lossy(out).into_owned()
+}
+
+/// True when the test may touch the kernel; otherwise prints why not.
+pub fn privileged(test: &str) -> bool {
+    if std::env::var_os("DPLAB_TEST_UNPRIVILEGED").is_some() {
+        eprintln!("SKIPPED {test}: DPLAB_TEST_UNPRIVILEGED is set");
+        return false;
+    }
+    if nix::unistd::geteuid().is_root() {
+        true
+    } else {
+        eprintln!("SKIPPED {test}: needs root (network namespaces)");
+        false
+    }
+}
+
+/// Runs a command inside a namespace (test observation only).
+pub fn in_netns(ns: &str, args: &[&str]) -> Output {
+    Command::new("ip")
+        .args(["netns", "exec", ns])
+        .args(args)
+        .output()
+        .expect("ip netns exec runs")
+}
+
+pub fn ping(ns: &str, addr: &str) -> bool {
+    in_netns(ns, &["ping", "-c", "2", "-i", "0.2", "-W", "2", addr])
+        .status
+        .success()
+}
+
+fn run(cmd: &str, args: &[&str]) -> String {
+    match Command::new(cmd).args(args).output() {
+        Ok(o) => text(&o.stdout),
+        Err(e) => format!("{cmd} failed: {e}"),
+    }
+}
+
+/// Everything of the root namespace dplab must never change: links,
+/// addresses, routes, rules, iptables and the two sysctls. Address
+/// lifetimes and rule counters tick by themselves and are left out.
+pub fn root_snapshot() -> String {
+    let addrs: String = run("ip", &["-o", "addr"])
+        .lines()
+        .map(|l| l.split(" valid_lft").next().unwrap_or(l).to_string() + "\n")
+        .collect();
+    let iptables: String = run("iptables-save", &[])
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| {
+            let l = if l.starts_with('[') {
+                l.split_once("] ").map(|x| x.1).unwrap_or(l)
+            } else {
+                l
+            };
+            let l = if l.starts_with(':') {
+                l.split(" [").next().unwrap_or(l)
+            } else {
+                l
+            };
+            format!("{l}\n")
+        })
+        .collect();
+    let sysctl = |p: &str| std::fs::read_to_string(p).unwrap_or_else(|e| e.to_string());
+    format!(
+        "links:\n{}\naddrs:\n{addrs}\nroutes:\n{}\nrules:\n{}\niptables:\n{iptables}\nip_forward={}bridge-nf-call-iptables={}",
+        run("ip", &["-o", "-d", "link"]),
+        run("ip", &["route", "show", "table", "all"]),
+        run("ip", &["rule"]),
+        sysctl("/proc/sys/net/ipv4/ip_forward"),
+        sysctl("/proc/sys/net/bridge/bridge-nf-call-iptables"),
+    )
+}
+
+/// Namespaces of one run.
+pub fn namespaces_of(run: &str) -> Vec<String> {
+    std::fs::read_dir("/run/netns")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.starts_with(&format!("dl{run}-")))
+        .collect()
+}
+
+/// All dplab state folders and namespaces (run prefixes `dlXXXX-`).
+pub fn all_dplab_objects() -> Vec<String> {
+    let is_run = |n: &str| {
+        n.len() > 7
+            && n.starts_with("dl")
+            && n.as_bytes()[6] == b'-'
+            && n[2..6].bytes().all(|b| b.is_ascii_hexdigit())
+    };
+    let mut found: Vec<String> = std::fs::read_dir("/run/netns")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| is_run(n))
+        .collect();
+    found.extend(
+        std::fs::read_dir("/run/dplab")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .map(|n| format!("/run/dplab/{n}")),
+    );
+    found.sort();
+    found
+}
+
+/// `dplab up` and the run id it printed; Err(stderr) if it failed.
+pub fn up(topology: &str, datapath: &str) -> Result<String, String> {
+    let out = dplab(&["up", topology, "--datapath", datapath]);
+    if out.status.success() {
+        let stdout = text(&out.stdout);
+        Ok(stdout
+            .lines()
+            .last()
+            .expect("run id printed")
+            .trim()
+            .to_string())
+    } else {
+        Err(text(&out.stderr))
+    }
+}
+
+pub fn down(run: &str) {
+    let out = dplab(&["down", run]);
+    assert!(
+        out.status.success(),
+        "down {run} failed: {}",
+        text(&out.stdout)
+    );
+    assert!(
+        namespaces_of(run).is_empty(),
+        "namespaces left: {:?}",
+        namespaces_of(run)
+    );
+    assert!(
+        !Path::new("/run/dplab").join(run).exists(),
+        "state of {run} left"
+    );
+}
