@@ -159,33 +159,47 @@ fn skip_and_fail_reasons_appear_with_their_footnotes() {
     let r = blog();
     let md = render_markdown(&r, &[]);
     let list = section(&md, "## Skipped and failed");
-    let mut n = 0;
+    // One note per distinct reason, in the order the run met them.
+    let bridge_note =
+        "1. **failed**: no connection to cluster IP 10.96.0.10: connect timed out after 3 s\n";
+    let ipvlan_note =
+        "2. **skipped**: kernel lacks ipvlan: creating the link answered EOPNOTSUPP\n";
+    assert!(list.contains(bridge_note), "{list}");
+    assert!(list.contains(ipvlan_note), "{list}");
+    let mut not_ok = 0;
     for c in r.cells.iter().filter(|c| c.status != CellStatus::Ok) {
-        n += 1;
-        let word = if c.status == CellStatus::Skipped {
-            "skipped"
+        not_ok += 1;
+        let (note, word) = if c.status == CellStatus::Skipped {
+            (ipvlan_note, "skipped [2]")
         } else {
-            "failed"
+            (bridge_note, "failed [1]")
         };
-        let line = format!(
-            "{n}. **{word}** `{}`: {}",
-            c.key(),
-            c.reason.as_deref().unwrap()
-        );
-        assert!(list.contains(&line), "missing {line:?}");
-        // The table slot points at the same number.
+        // Listed under its note.
+        let under = &list[list.find(note).unwrap()..];
+        let under = &under[..under[3..]
+            .find("\n2. ")
+            .map(|e| e + 4)
+            .unwrap_or(under.len())];
         assert!(
-            md.contains(&format!("{word} [{n}]")),
-            "no slot {word} [{n}]"
+            under.contains(&format!("   - `{}`\n", c.key())),
+            "{} not under {note}",
+            c.key()
         );
+        // Its table slot carries the note number, and the table explains it.
+        let table = section(&md, &format!("### {}: ", c.workload));
+        assert!(table.contains(word), "{word} missing for {}", c.key());
+        let footnote = format!(
+            "[{}] {}",
+            &word[word.len() - 2..word.len() - 1],
+            note[3..].replace("**", "").trim_end()
+        );
+        assert!(table.contains(&footnote), "no footnote {footnote:?}");
     }
     assert_eq!(
-        n,
+        not_ok,
         6 * 2 * 3 + 6,
         "3 ipvlan datapaths skipped, one cluster IP failed"
     );
-    assert!(md.contains("no connection to cluster IP 10.96.0.10"));
-    assert!(md.contains("kernel lacks ipvlan"));
 }
 
 #[test]
@@ -227,13 +241,13 @@ fn reading_names_the_best_and_what_is_within_noise() {
         .lines()
         .find(|l| l.starts_with("- **tcp-stream throughput, pod IP**"))
         .expect("tcp-stream pod IP reading");
-    assert!(line.contains("highest macvlan 19."), "{line}");
+    assert!(line.contains("highest: macvlan 19."), "{line}");
     assert!(line.contains("Ranking: macvlan"), "{line}");
     let line = reading
         .lines()
         .find(|l| l.starts_with("- **ping round-trip time, pod IP**"))
         .expect("ping reading");
-    assert!(line.contains("lowest macvlan"), "{line}");
+    assert!(line.contains("lowest: macvlan"), "{line}");
     assert!(reading
         .contains("- **tcp-stream throughput, cluster IP / pod IP**: veth-routed via iptables"));
     // Skipped and failed cells are never ranked.
@@ -369,7 +383,16 @@ fn charts_are_well_formed_svg_naming_every_datapath() {
     assert!(tcp.contains("cluster IP: failed"));
     assert!(tcp.contains("pod IP: skipped"));
     let multi = chart::all_charts(&multinode()).unwrap();
-    assert!(multi.iter().any(|c| c.file_name == "tcp-rr-latency.svg"));
+    let names: Vec<&str> = multi.iter().map(|c| c.file_name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "overlay-bandwidth.svg",
+            "tcp-rr-latency.svg",
+            "http-latency.svg"
+        ]
+    );
+    assert!(multi[0].svg.contains("pod-a &gt; pod-c (cross-node)"));
     for c in &multi {
         assert_svg_parses(&c.svg);
     }
@@ -449,4 +472,28 @@ fn compare_computes_ratios_and_significance_on_a_hand_made_pair() {
     assert_eq!(json["metrics"][0]["ratio"], 1.25);
     assert_eq!(json["metrics"][0]["significant"], true);
     assert_eq!(json["b"]["kernel"], "6.19.1");
+}
+
+#[test]
+fn cells_that_fit_no_table_are_listed_not_dropped() {
+    let mut r = multinode();
+    // A workload the multi-node tables have no column for.
+    let mut crr = r.cells[0].clone();
+    crr.workload = "tcp-crr".to_string();
+    // A second pod IP cell for the same single-node slot.
+    let mut blog = blog();
+    let mut twin = blog.cells[0].clone();
+    twin.client = "pod-c".to_string();
+    blog.cells.push(twin.clone());
+    r.cells.push(crr.clone());
+    for (results, cell) in [(&r, &crr), (&blog, &twin)] {
+        let md = render_markdown(results, &[]);
+        let other = section(&md, "## Other cells");
+        assert!(
+            other.contains(&format!("| `{}` |", cell.key())),
+            "{} missing from {other}",
+            cell.key()
+        );
+        assert_eq!(other.lines().filter(|l| l.starts_with("| `")).count(), 1);
+    }
 }

@@ -2,6 +2,7 @@
 //! datapath with their 95% intervals, and latency percentiles per cell.
 //! Bars run horizontally so that datapath names stay legible at 800 px.
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -35,7 +36,9 @@ pub enum ChartError {
     Draw { chart: String, message: String },
 }
 
-type DrawResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+type DrawError = Box<dyn std::error::Error + Send + Sync>;
+type DrawResult = Result<(), DrawError>;
+type Axes<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
 
 /// Every chart the results have data for.
 pub fn all_charts(results: &Results) -> Result<Vec<Chart>, ChartError> {
@@ -43,17 +46,42 @@ pub fn all_charts(results: &Results) -> Result<Vec<Chart>, ChartError> {
     for workload in ["tcp-stream", "udp-stream"] {
         charts.extend(throughput_bars(results, workload)?);
     }
+    charts.extend(overlay_bandwidth(results)?);
     for workload in ["tcp-rr", "tcp-crr", "http"] {
         charts.extend(latency_percentiles(results, workload)?);
     }
     Ok(charts)
 }
 
-/// One bar in a group: its label, the cell it shows (if any).
+/// One bar: which series it belongs to and the cell it shows, if any.
 struct Bar<'a> {
     series: usize,
     cell: Option<&'a Cell>,
 }
+
+/// Bars drawn side by side under one label.
+struct BarGroup<'a> {
+    name: String,
+    bars: Vec<Bar<'a>>,
+}
+
+/// What a bar chart shows.
+struct BarChart<'a> {
+    title: String,
+    metric: &'static str,
+    axis: &'static str,
+    series: Vec<(String, RGBColor)>,
+    groups: Vec<BarGroup<'a>>,
+}
+
+/// Colours of the series, in order (matplotlib's tab10, colour-blind safe
+/// for the first two).
+const PALETTE: [RGBColor; 4] = [
+    POD_COLOUR,
+    CLUSTER_COLOUR,
+    RGBColor(0x2c, 0xa0, 0x2c),
+    RGBColor(0x94, 0x67, 0xbd),
+];
 
 /// Grouped horizontal bars: per datapath, pod IP and cluster IP throughput
 /// with the 95% interval of the median as an error bar. Single-node cells
@@ -64,7 +92,7 @@ pub fn throughput_bars(results: &Results, workload: &str) -> Result<Option<Chart
         return Ok(None);
     }
     // One group per datapath; a second service proxy gets its own group.
-    let groups: Vec<(String, Vec<Bar>)> = rows
+    let groups = rows
         .iter()
         .enumerate()
         .map(|(n, row)| {
@@ -77,29 +105,106 @@ pub fn throughput_bars(results: &Results, workload: &str) -> Result<Option<Chart
                 _ => row.datapath.clone(),
             };
             let cell = |i: Option<usize>| i.map(|i| &results.cells[i]);
-            let bars = vec![
-                Bar {
-                    series: 0,
-                    cell: cell(row.pod),
-                },
-                Bar {
-                    series: 1,
-                    cell: cell(row.cluster),
-                },
-            ];
-            (name, bars)
+            BarGroup {
+                name,
+                bars: vec![
+                    Bar {
+                        series: 0,
+                        cell: cell(row.pod),
+                    },
+                    Bar {
+                        series: 1,
+                        cell: cell(row.cluster),
+                    },
+                ],
+            }
         })
         .collect();
-    let title = format!("{workload} throughput per datapath");
-    let file_name = format!("{workload}-throughput.svg");
-    let svg = draw_svg(&title, groups.len(), 2, |root| {
-        draw_bars(root, results, &title, &groups, "throughput (Gbit/s)")
+    let spec = BarChart {
+        title: format!("{workload} throughput per datapath"),
+        metric: "throughput_gbps",
+        axis: "throughput (Gbit/s)",
+        series: vec![
+            ("pod IP".to_string(), POD_COLOUR),
+            ("cluster IP".to_string(), CLUSTER_COLOUR),
+        ],
+        groups,
+    };
+    render_bars(results, spec, format!("{workload}-throughput.svg")).map(Some)
+}
+
+/// Multi-node labs: tcp-stream bandwidth per path, one bar per overlay.
+/// `None` when the run has no multi-node tcp-stream cell.
+pub fn overlay_bandwidth(results: &Results) -> Result<Option<Chart>, ChartError> {
+    let cells: Vec<&Cell> = results
+        .cells
+        .iter()
+        .filter(|c| c.overlay.is_some() && c.workload == "tcp-stream")
+        .collect();
+    if cells.is_empty() {
+        return Ok(None);
+    }
+    let mut overlays: Vec<&str> = Vec::new();
+    let mut paths: Vec<&Cell> = Vec::new();
+    let same_path = |a: &Cell, b: &Cell| {
+        (&a.datapath, &a.client, &a.server, &a.target, &a.placement)
+            == (&b.datapath, &b.client, &b.server, &b.target, &b.placement)
+    };
+    for c in &cells {
+        let overlay = c.overlay.as_deref().unwrap_or_default();
+        if !overlays.contains(&overlay) {
+            overlays.push(overlay);
+        }
+        if !paths.iter().any(|p| same_path(p, c)) {
+            paths.push(c);
+        }
+    }
+    let groups = paths
+        .iter()
+        .map(|p| BarGroup {
+            name: format!(
+                "{} > {} ({})",
+                p.client,
+                p.server,
+                p.placement.as_deref().unwrap_or("?")
+            ),
+            bars: overlays
+                .iter()
+                .enumerate()
+                .map(|(series, overlay)| Bar {
+                    series,
+                    cell: cells
+                        .iter()
+                        .copied()
+                        .find(|c| c.overlay.as_deref() == Some(*overlay) && same_path(c, p)),
+                })
+                .collect(),
+        })
+        .collect();
+    let spec = BarChart {
+        title: "tcp-stream bandwidth per path and overlay".to_string(),
+        metric: "throughput_gbps",
+        axis: "bandwidth (Gbit/s)",
+        series: overlays
+            .iter()
+            .enumerate()
+            .map(|(n, o)| (o.to_string(), PALETTE[n % PALETTE.len()]))
+            .collect(),
+        groups,
+    };
+    render_bars(results, spec, "overlay-bandwidth.svg".to_string()).map(Some)
+}
+
+fn render_bars(results: &Results, spec: BarChart, file_name: String) -> Result<Chart, ChartError> {
+    let per_group = spec.series.len().max(1);
+    let svg = draw_svg(&spec.title, spec.groups.len(), per_group, |root| {
+        draw_bars(root, results, &spec)
     })?;
-    Ok(Some(Chart {
-        title,
+    Ok(Chart {
+        title: spec.title,
         file_name,
         svg,
-    }))
+    })
 }
 
 /// Pixels of height per bar and per gap between groups.
@@ -140,51 +245,76 @@ fn text_style(size: u32, colour: RGBColor, h: HPos) -> TextStyle<'static> {
     }
 }
 
+/// Axis tick labels: `5`, `2.5`, `0.25`, without trailing zeros.
+fn axis_number(v: &f64) -> String {
+    let s = format_number(*v);
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
 /// The width of the label column: enough for the longest name.
 fn label_width(names: impl Iterator<Item = usize>) -> u32 {
     let longest = names.max().unwrap_or(8) as u32;
     (longest * 8 + 24).clamp(110, 320)
 }
 
-/// Title at the top and the data source at the bottom left.
-fn frame(root: &DrawingArea<SVGBackend, Shift>, results: &Results, title: &str) -> DrawResult {
+/// Title at the top and, at the bottom left, where the data comes from.
+fn frame(
+    root: &DrawingArea<SVGBackend, Shift>,
+    results: &Results,
+    title: &str,
+    shows: &str,
+) -> DrawResult {
     root.draw(&Text::new(
         title.to_string(),
         (20, 22),
         text_style(22, BLACK, HPos::Left),
     ))?;
     let source = format!(
-        "run {} on {}, kernel {}, {} × {} s, median and 95% interval of the median",
+        "run {} on {}, kernel {}, {} × {} s; {shows}",
         results.run_id,
         results.host.hostname,
         results.host.kernel,
         results.settings.repetitions,
-        format_number(results.settings.duration_s)
+        results.settings.duration_s
     );
     let (_, h) = root.dim_in_pixel();
     root.draw(&Text::new(
         source,
-        (20, h as i32 - 14),
+        (20, h as i32 - 12),
         text_style(12, MUTED, HPos::Left),
     ))?;
     Ok(())
 }
 
-/// Legend entries in a row under the title: coloured square and name.
+#[derive(Clone, Copy)]
+enum Marker {
+    Square,
+    Dot,
+}
+
+/// Legend entries in a row under the title: marker and name.
 fn legend(
     root: &DrawingArea<SVGBackend, Shift>,
     x: i32,
-    entries: &[(&str, RGBColor)],
+    marker: Marker,
+    entries: &[(String, RGBColor)],
 ) -> DrawResult {
     let y = 50;
     let mut at = x;
     for (name, colour) in entries {
-        root.draw(&Rectangle::new(
-            [(at, y - 6), (at + 12, y + 6)],
-            colour.filled(),
-        ))?;
+        match marker {
+            Marker::Square => root.draw(&Rectangle::new(
+                [(at, y - 6), (at + 12, y + 6)],
+                colour.filled(),
+            ))?,
+            Marker::Dot => root.draw(&Circle::new((at + 6, y), 6, colour.filled()))?,
+        }
         root.draw(&Text::new(
-            name.to_string(),
+            name.clone(),
             (at + 18, y),
             text_style(14, BLACK, HPos::Left),
         ))?;
@@ -193,114 +323,124 @@ fn legend(
     Ok(())
 }
 
-fn draw_bars(
-    root: &DrawingArea<SVGBackend, Shift>,
-    results: &Results,
-    title: &str,
-    groups: &[(String, Vec<Bar>)],
+/// Axes with the x scale from 0 to `x_max`, one y unit per row.
+fn axes<'a, 'b>(
+    root: &'a DrawingArea<SVGBackend<'b>, Shift>,
+    left: u32,
+    x_max: f64,
+    rows: usize,
     axis: &str,
-) -> DrawResult {
-    const SERIES: [(&str, RGBColor); 2] = [("pod IP", POD_COLOUR), ("cluster IP", CLUSTER_COLOUR)];
-    const METRIC: &str = "throughput_gbps";
-    frame(root, results, title)?;
-    let left = label_width(groups.iter().map(|(n, _)| n.chars().count()));
-    legend(root, left as i32, &SERIES)?;
-
-    let top = |cell: &Cell| {
-        cell.metrics
-            .get(METRIC)
-            .filter(|_| cell.status == CellStatus::Ok)
-            .map(|m| interval(m).1.max(m.median))
-    };
-    let x_max = groups
-        .iter()
-        .flat_map(|(_, bars)| bars.iter().filter_map(|b| b.cell.and_then(top)))
-        .fold(0.0_f64, f64::max);
-    // Room right of the longest bar for its value label.
-    let x_max = if x_max > 0.0 { x_max * 1.18 } else { 1.0 };
-
-    let n = groups.len() as f64;
-    let plot = root.margin(TITLE_HEIGHT, AXIS_HEIGHT - 50, 0, 30);
+) -> Result<Axes<'a, 'b>, DrawError> {
+    let plot = root.margin(TITLE_HEIGHT, AXIS_HEIGHT - 45, 0, 30);
     let mut chart = ChartBuilder::on(&plot)
-        .x_label_area_size(50)
+        .x_label_area_size(45)
         .y_label_area_size(left)
-        .build_cartesian_2d(0.0..x_max, 0.0..n)?;
+        .build_cartesian_2d(0.0..x_max, 0.0..rows as f64)?;
     chart
         .configure_mesh()
         .disable_y_mesh()
         .y_labels(0)
+        .x_labels(8)
+        .max_light_lines(1)
         .x_desc(axis)
-        .x_label_formatter(&|v| format_number(*v))
+        .x_label_formatter(&axis_number)
         .label_style((FONT, 14))
         .axis_desc_style((FONT, 15))
-        .light_line_style(RGBColor(0xee, 0xee, 0xee))
+        .light_line_style(RGBColor(0xf2, 0xf2, 0xf2))
         .bold_line_style(RGBColor(0xdd, 0xdd, 0xdd))
         .draw()?;
+    Ok(chart)
+}
 
-    // Group g occupies y in [n - g - 1, n - g]; bars stack downwards in it.
-    let per_group = f64::from(BAR_PX * 2 + GROUP_GAP_PX);
-    let bar = f64::from(BAR_PX) / per_group;
-    let gap = f64::from(GROUP_GAP_PX) / per_group;
-    for (g, (name, bars)) in groups.iter().enumerate() {
-        let group_top = n - g as f64;
-        let centre = group_top - 0.5;
-        let (px, py) = chart.backend_coord(&(0.0, centre));
+/// The cell's metric if the cell ran.
+fn ok_value<'c>(cell: &'c Cell, metric: &str) -> Option<&'c super::Metric> {
+    match cell.status {
+        CellStatus::Ok => cell.metrics.get(metric).filter(|m| m.median.is_finite()),
+        _ => None,
+    }
+}
+
+fn draw_bars(
+    root: &DrawingArea<SVGBackend, Shift>,
+    results: &Results,
+    spec: &BarChart,
+) -> DrawResult {
+    frame(
+        root,
+        results,
+        &spec.title,
+        "bar: median, whisker: 95% interval of the median",
+    )?;
+    let left = label_width(spec.groups.iter().map(|g| g.name.chars().count()));
+    legend(root, left as i32, Marker::Square, &spec.series)?;
+
+    let value = |cell| ok_value(cell, spec.metric);
+    let x_max = spec
+        .groups
+        .iter()
+        .flat_map(|g| g.bars.iter().filter_map(|b| b.cell.and_then(value)))
+        .map(|m| interval(m).1.max(m.median))
+        .fold(0.0_f64, f64::max);
+    // Room right of the longest bar for its value label.
+    let x_max = if x_max > 0.0 { x_max * 1.15 } else { 1.0 };
+    let n = spec.groups.len();
+    let chart = axes(root, left, x_max, n, spec.axis)?;
+
+    // Group g occupies y in [n - g - 1, n - g]; its bars stack downwards.
+    let per_group = spec.series.len().max(1) as u32;
+    let unit = f64::from(per_group * BAR_PX + GROUP_GAP_PX);
+    let bar = f64::from(BAR_PX) / unit;
+    let gap = f64::from(GROUP_GAP_PX) / unit;
+    for (g, group) in spec.groups.iter().enumerate() {
+        let group_top = (n - g) as f64;
+        let (px, py) = chart.backend_coord(&(0.0, group_top - 0.5));
         root.draw(&Text::new(
-            name.clone(),
+            group.name.clone(),
             (px - 10, py),
             text_style(15, BLACK, HPos::Right),
         ))?;
-        for b in bars {
+        for b in &group.bars {
             let y1 = group_top - gap / 2.0 - b.series as f64 * bar;
             let y0 = y1 - bar * 0.9;
             let mid = (y0 + y1) / 2.0;
-            let colour = SERIES[b.series].1;
-            let note = |text: String| {
-                EmptyElement::at((0.0, mid))
-                    + Text::new(text, (6, 0), text_style(13, MUTED, HPos::Left))
-            };
-            let Some(cell) = b.cell else {
-                chart.draw_series(std::iter::once(note(format!(
-                    "{}: not measured",
-                    SERIES[b.series].0
-                ))))?;
-                continue;
-            };
-            let metric = match cell.status {
-                CellStatus::Ok => cell.metrics.get(METRIC),
-                _ => None,
-            };
-            let Some(m) = metric else {
-                let word = match cell.status {
-                    CellStatus::Skipped => "skipped",
-                    CellStatus::Failed => "failed",
-                    CellStatus::Ok => "no throughput value",
+            let (series, colour) = &spec.series[b.series];
+            let Some(m) = b.cell.and_then(value) else {
+                let word = match b.cell.map(|c| c.status) {
+                    None => "not measured",
+                    Some(CellStatus::Skipped) => "skipped",
+                    Some(CellStatus::Failed) => "failed",
+                    Some(CellStatus::Ok) => "no value",
                 };
-                chart.draw_series(std::iter::once(note(format!(
-                    "{}: {word}",
-                    SERIES[b.series].0
-                ))))?;
+                let (x, y) = chart.backend_coord(&(0.0, mid));
+                root.draw(&Text::new(
+                    format!("{series}: {word}"),
+                    (x + 6, y),
+                    text_style(13, MUTED, HPos::Left),
+                ))?;
                 continue;
             };
             let (low, high) = interval(m);
-            chart.draw_series(std::iter::once(Rectangle::new(
-                [(0.0, y0), (m.median, y1)],
+            root.draw(&Rectangle::new(
+                [
+                    chart.backend_coord(&(0.0, y0)),
+                    chart.backend_coord(&(m.median, y1)),
+                ],
                 colour.filled(),
-            )))?;
+            ))?;
             let whisker = BLACK.stroke_width(1);
-            let cap = bar * 0.25;
-            chart.draw_series([
-                PathElement::new(vec![(low, mid), (high, mid)], whisker),
-                PathElement::new(vec![(low, mid - cap), (low, mid + cap)], whisker),
-                PathElement::new(vec![(high, mid - cap), (high, mid + cap)], whisker),
-            ])?;
-            chart.draw_series(std::iter::once(
-                EmptyElement::at((high, mid))
-                    + Text::new(
-                        format_number(m.median),
-                        (6, 0),
-                        text_style(13, BLACK, HPos::Left),
-                    ),
+            let (lx, my) = chart.backend_coord(&(low, mid));
+            let (hx, _) = chart.backend_coord(&(high, mid));
+            for path in [
+                vec![(lx, my), (hx, my)],
+                vec![(lx, my - 4), (lx, my + 4)],
+                vec![(hx, my - 4), (hx, my + 4)],
+            ] {
+                root.draw(&PathElement::new(path, whisker))?;
+            }
+            root.draw(&Text::new(
+                format_number(m.median),
+                (hx + 6, my),
+                text_style(13, BLACK, HPos::Left),
             ))?;
         }
     }
@@ -367,17 +507,15 @@ fn draw_percentiles(
     title: &str,
     rows: &[LatencyRow],
 ) -> DrawResult {
-    frame(root, results, title)?;
+    frame(root, results, title, "dots: medians over the repetitions")?;
     let left = label_width(rows.iter().map(|r| r.name.chars().count()));
-    let legend_entries: Vec<(&str, RGBColor)> =
-        PERCENTILES.iter().map(|(_, n, c)| (*n, *c)).collect();
-    legend(root, left as i32, &legend_entries)?;
+    let legend_entries: Vec<(String, RGBColor)> = PERCENTILES
+        .iter()
+        .map(|(_, n, c)| (n.to_string(), *c))
+        .collect();
+    legend(root, left as i32, Marker::Dot, &legend_entries)?;
 
-    let value = |cell: &Cell, metric: &str| {
-        (cell.status == CellStatus::Ok)
-            .then(|| cell.metrics.get(metric).map(|m| m.median))
-            .flatten()
-    };
+    let value = |cell, metric| ok_value(cell, metric).map(|m| m.median);
     let x_max = rows
         .iter()
         .flat_map(|r| PERCENTILES.iter().filter_map(|(m, _, _)| value(r.cell, m)))
@@ -386,22 +524,7 @@ fn draw_percentiles(
     let x_max = if x_max > 0.0 { x_max * 1.45 } else { 1.0 };
 
     let n = rows.len() as f64;
-    let plot = root.margin(TITLE_HEIGHT, AXIS_HEIGHT - 50, 0, 30);
-    let mut chart = ChartBuilder::on(&plot)
-        .x_label_area_size(50)
-        .y_label_area_size(left)
-        .build_cartesian_2d(0.0..x_max, 0.0..n)?;
-    chart
-        .configure_mesh()
-        .disable_y_mesh()
-        .y_labels(0)
-        .x_desc("latency (µs), median over the repetitions")
-        .x_label_formatter(&|v| format_number(*v))
-        .label_style((FONT, 14))
-        .axis_desc_style((FONT, 15))
-        .light_line_style(RGBColor(0xee, 0xee, 0xee))
-        .bold_line_style(RGBColor(0xdd, 0xdd, 0xdd))
-        .draw()?;
+    let mut chart = axes(root, left, x_max, rows.len(), "latency (µs)")?;
 
     for (i, row) in rows.iter().enumerate() {
         let y = n - i as f64 - 0.5;
@@ -411,9 +534,9 @@ fn draw_percentiles(
             (px - 10, py),
             text_style(14, BLACK, HPos::Right),
         ))?;
-        let points: Vec<(f64, RGBColor)> = PERCENTILES
+        let points: Vec<(f64, &str, RGBColor)> = PERCENTILES
             .iter()
-            .filter_map(|(m, _, c)| value(row.cell, m).map(|v| (v, *c)))
+            .filter_map(|(m, name, c)| value(row.cell, m).map(|v| (v, *name, *c)))
             .collect();
         if points.is_empty() {
             let word = match row.cell.status {
@@ -433,14 +556,20 @@ fn draw_percentiles(
             vec![(low, y), (high, y)],
             RGBColor(0xaa, 0xaa, 0xaa).stroke_width(2),
         )))?;
+        // p50 drawn last, on top, when the dots touch.
         chart.draw_series(
             points
                 .iter()
-                .map(|(v, c)| Circle::new((*v, y), 5, c.filled())),
+                .rev()
+                .map(|(v, _, c)| Circle::new((*v, y), 5, c.filled())),
         )?;
+        // With all three present the legend names them; otherwise say which.
         let label = points
             .iter()
-            .map(|(v, _)| format_number(*v))
+            .map(|(v, name, _)| match points.len() {
+                3 => format_number(*v),
+                _ => format!("{name} {}", format_number(*v)),
+            })
             .collect::<Vec<_>>()
             .join(" / ");
         chart.draw_series(std::iter::once(

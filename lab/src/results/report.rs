@@ -130,61 +130,64 @@ pub fn render_markdown(results: &Results, charts: &[(String, String)]) -> String
     out
 }
 
-/// Footnote numbers: every cell that is not ok gets one, in cell order.
+/// Footnotes for the cells that are not ok: one number per distinct
+/// (status, reason), so that a datapath the kernel lacks is one note, not
+/// one per cell.
 struct Notes {
+    /// Per cell: its note number (1-based), if it is not ok.
     number: Vec<Option<usize>>,
+    /// Per note number - 1: the status and reason it stands for.
+    notes: Vec<(CellStatus, String)>,
 }
 
 impl Notes {
     fn new(results: &Results) -> Notes {
-        let mut next = 0;
+        let mut notes: Vec<(CellStatus, String)> = Vec::new();
         let number = results
             .cells
             .iter()
             .map(|c| {
-                (c.status != CellStatus::Ok).then(|| {
-                    next += 1;
-                    next
-                })
+                if c.status == CellStatus::Ok {
+                    return None;
+                }
+                let note = (c.status, reason_of(c).to_string());
+                let at = notes.iter().position(|n| *n == note).unwrap_or_else(|| {
+                    notes.push(note);
+                    notes.len() - 1
+                });
+                Some(at + 1)
             })
             .collect();
-        Notes { number }
+        Notes { number, notes }
     }
 
     /// What a table slot shows for cell `index` and `metric`.
     fn slot(&self, results: &Results, index: usize, metric: &str) -> String {
         let cell = &results.cells[index];
-        match cell.status {
-            CellStatus::Ok => cell
+        match (cell.status, self.number[index]) {
+            (CellStatus::Ok, _) | (_, None) => cell
                 .metrics
                 .get(metric)
                 .map(format_metric)
                 .unwrap_or_else(|| "n/a".to_string()),
-            CellStatus::Skipped => format!("skipped [{}]", self.number[index].unwrap_or(0)),
-            CellStatus::Failed => format!("failed [{}]", self.number[index].unwrap_or(0)),
+            (status, Some(n)) => format!("{} [{n}]", status_word(status)),
         }
     }
 
-    /// The footnote lines for the non-ok cells among `indices`.
-    fn footnotes(&self, results: &Results, indices: &[usize]) -> String {
-        let mut seen = BTreeSet::new();
+    /// The footnote lines for the notes of the cells among `indices`.
+    fn footnotes(&self, indices: &[usize]) -> String {
+        let used: BTreeSet<usize> = indices.iter().filter_map(|&i| self.number[i]).collect();
         let mut out = String::new();
-        for &i in indices {
-            if let Some(n) = self.number[i] {
-                if seen.insert(n) {
-                    let cell = &results.cells[i];
-                    let _ = writeln!(
-                        out,
-                        "[{n}] `{}` {}: {}  ",
-                        cell.key(),
-                        status_word(cell.status),
-                        escape(cell.reason.as_deref().unwrap_or("no reason recorded"))
-                    );
-                }
-            }
+        for n in used {
+            let (status, reason) = &self.notes[n - 1];
+            let _ = writeln!(out, "[{n}] {}: {}  ", status_word(*status), escape(reason));
         }
         out
     }
+}
+
+fn reason_of(cell: &Cell) -> &str {
+    cell.reason.as_deref().unwrap_or("no reason recorded")
 }
 
 fn status_word(status: CellStatus) -> &'static str {
@@ -455,7 +458,7 @@ fn single_node_tables(out: &mut String, r: &Results, notes: &Notes, placed: &mut
                 used.push(i);
             }
         }
-        let footnotes = notes.footnotes(r, &used);
+        let footnotes = notes.footnotes(&used);
         if !footnotes.is_empty() {
             out.push('\n');
             out.push_str(&footnotes);
@@ -590,7 +593,7 @@ fn multi_node_tables(out: &mut String, r: &Results, notes: &Notes, placed: &mut 
             }
             out.push('\n');
         }
-        let footnotes = notes.footnotes(r, &used);
+        let footnotes = notes.footnotes(&used);
         if !footnotes.is_empty() {
             out.push('\n');
             out.push_str(&footnotes);
@@ -812,7 +815,7 @@ fn reading(out: &mut String, r: &Results) {
                 "lowest"
             };
             let mut line = format!(
-                "- **{} {}, {title}** ({}): {word} {} {}",
+                "- **{} {}, {title}** ({}): {word}: {} {}",
                 h.workload,
                 h.label,
                 h.unit,
@@ -906,21 +909,18 @@ fn reading(out: &mut String, r: &Results) {
 
 fn skipped_and_failed(out: &mut String, r: &Results, notes: &Notes) {
     out.push_str("\n## Skipped and failed\n\n");
-    let mut any = false;
-    for (i, c) in r.cells.iter().enumerate() {
-        if let Some(n) = notes.number[i] {
-            any = true;
-            let _ = writeln!(
-                out,
-                "{n}. **{}** `{}`: {}",
-                status_word(c.status),
-                c.key(),
-                escape(c.reason.as_deref().unwrap_or("no reason recorded"))
-            );
-        }
-    }
-    if !any {
+    if notes.notes.is_empty() {
         out.push_str("None: every cell ran.\n");
+        return;
+    }
+    for (at, (status, reason)) in notes.notes.iter().enumerate() {
+        let n = at + 1;
+        let _ = writeln!(out, "{n}. **{}**: {}", status_word(*status), escape(reason));
+        for (i, c) in r.cells.iter().enumerate() {
+            if notes.number[i] == Some(n) {
+                let _ = writeln!(out, "   - `{}`", c.key());
+            }
+        }
     }
 }
 
