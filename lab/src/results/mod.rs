@@ -1,6 +1,9 @@
 //! What a run measured: the results.json schema, statistics over samples,
 //! and the renderings for people (report.md, charts, comparisons).
 
+pub mod chart;
+pub mod compare;
+pub mod report;
 pub mod schema;
 pub mod stats;
 

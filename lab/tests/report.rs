@@ -1,0 +1,499 @@
+//! report.md, charts and compare from hand-written fixture results (test
+//! data labelled hostname "fixture", not measurements). No root needed.
+
+use std::path::Path;
+
+use dplab::results::compare::compare;
+use dplab::results::report::{format_metric, render_markdown, write_report};
+use dplab::results::{chart, CellStatus, Results};
+
+fn fixture(name: &str) -> Results {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path:?}: {e}"))
+}
+
+fn blog() -> Results {
+    fixture("blog-fixture.json")
+}
+
+fn multinode() -> Results {
+    fixture("multinode-fixture.json")
+}
+
+/// The markdown table rows (lines starting with `|`) of one section.
+fn section<'a>(md: &'a str, heading: &str) -> &'a str {
+    let start = md
+        .find(heading)
+        .unwrap_or_else(|| panic!("no section {heading}"));
+    let rest = &md[start + heading.len()..];
+    let end = rest.find("\n## ").unwrap_or(rest.len());
+    &rest[..end]
+}
+
+#[test]
+fn fixtures_are_labelled_as_test_data() {
+    for r in [blog(), multinode()] {
+        assert_eq!(r.host.hostname, "fixture");
+        assert!(r.host.cpu_model.contains("not a measurement"));
+    }
+}
+
+#[test]
+fn header_names_the_run_and_how_to_reproduce_it() {
+    let md = render_markdown(&blog(), &[]);
+    for expected in [
+        "# dplab report: blog",
+        "| Kernel | 6.18.44 |",
+        "| CPUs | 2 × fixture: hand-written test data, not a measurement |",
+        "| Tool | builtin |",
+        "| Duration | 10 s per repetition, warm-up 2 s |",
+        "| Repetitions | 5 |",
+        "| Date | 2026-11-22T17:00:00Z – 2026-11-22T17:31:40Z |",
+        "| dplab version | 0.1.0 |",
+        "dplab run topologies/blog.toml --duration 10 --repetitions 5 --out 'results/fixture run'\n",
+    ] {
+        assert!(md.contains(expected), "missing {expected:?} in\n{md}");
+    }
+    assert!(!md.contains("Link shaping"));
+    let md = render_markdown(&multinode(), &[]);
+    assert!(md.contains("| Link shaping | tbf rate 1gbit burst 128kb latency 50ms |"));
+}
+
+#[test]
+fn every_single_node_cell_has_its_slot_in_a_table() {
+    let r = blog();
+    let md = render_markdown(&r, &[]);
+    let tables = section(&md, "## Single node");
+    // Each headline table: a row per datapath, pod IP then cluster IP.
+    for (workload, metric) in [
+        ("tcp-stream", "throughput_gbps"),
+        ("udp-stream", "throughput_gbps"),
+        ("tcp-rr", "latency_us_p50"),
+        ("tcp-rr", "transactions_per_s"),
+        ("tcp-crr", "connections_per_s"),
+        ("http", "requests_per_s"),
+        ("ping", "rtt_ms"),
+    ] {
+        let heading = format!("### {workload}: ");
+        let starts: Vec<usize> = tables.match_indices(&heading).map(|(i, _)| i).collect();
+        assert!(!starts.is_empty(), "no table for {workload}");
+        // Find the table of this metric among the workload's tables.
+        let table = starts
+            .iter()
+            .map(|&s| {
+                let t = &tables[s..];
+                &t[..t[4..].find("\n### ").map(|e| e + 4).unwrap_or(t.len())]
+            })
+            .find(|t| {
+                r.cells
+                    .iter()
+                    .filter(|c| c.workload == workload && c.status == CellStatus::Ok)
+                    .all(|c| t.contains(&format_metric(&c.metrics[metric])))
+            })
+            .unwrap_or_else(|| panic!("no table shows every {workload} {metric} value"));
+        for c in r.cells.iter().filter(|c| c.workload == workload) {
+            let row = table
+                .lines()
+                .filter(|l| l.starts_with(&format!("| {} |", c.datapath)))
+                .collect::<Vec<_>>();
+            assert_eq!(row.len(), 1, "{} row in {table}", c.datapath);
+            let slots: Vec<&str> = row[0].split(" | ").collect();
+            let slot = if c.target == "pod-ip" {
+                slots[1]
+            } else {
+                slots[2]
+            };
+            match c.status {
+                CellStatus::Ok => assert_eq!(slot, format_metric(&c.metrics[metric])),
+                CellStatus::Skipped => assert!(slot.starts_with("skipped ["), "{slot}"),
+                CellStatus::Failed => assert!(slot.starts_with("failed ["), "{slot}"),
+            }
+        }
+    }
+    // Rows keep the order in which the run first met the datapaths.
+    let tcp = section(&md, "### tcp-stream: throughput");
+    let order: Vec<usize> = [
+        "veth-routed",
+        "bridge",
+        "bridge-nf-off",
+        "macvlan",
+        "ipvlan-l2",
+        "ipvlan-l3",
+        "veth-ebpf",
+        "ipvlan-ebpf",
+    ]
+    .iter()
+    .map(|d| tcp.find(&format!("| {d} |")).expect(d))
+    .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?}");
+    assert!(!md.contains("## Other cells"), "every cell fits a table");
+}
+
+#[test]
+fn cluster_pod_ratio_is_computed_from_medians() {
+    let r = blog();
+    let md = render_markdown(&r, &[]);
+    let find = |dp: &str, target: &str| {
+        r.cells
+            .iter()
+            .find(|c| c.datapath == dp && c.target == target && c.workload == "tcp-stream")
+            .unwrap()
+            .metrics["throughput_gbps"]
+            .clone()
+    };
+    let (pod, cluster) = (find("bridge", "pod-ip"), find("bridge", "cluster-ip"));
+    let ratio = format!("{:.2}", cluster.median / pod.median);
+    let table = section(&md, "### tcp-stream: throughput");
+    let row = table.lines().find(|l| l.starts_with("| bridge |")).unwrap();
+    assert!(
+        row.ends_with(&format!("| iptables | {ratio} |")),
+        "{row} should end with ratio {ratio}"
+    );
+}
+
+#[test]
+fn skip_and_fail_reasons_appear_with_their_footnotes() {
+    let r = blog();
+    let md = render_markdown(&r, &[]);
+    let list = section(&md, "## Skipped and failed");
+    // One note per distinct reason, in the order the run met them.
+    let bridge_note =
+        "1. **failed**: no connection to cluster IP 10.96.0.10: connect timed out after 3 s\n";
+    let ipvlan_note =
+        "2. **skipped**: kernel lacks ipvlan: creating the link answered EOPNOTSUPP\n";
+    assert!(list.contains(bridge_note), "{list}");
+    assert!(list.contains(ipvlan_note), "{list}");
+    let mut not_ok = 0;
+    for c in r.cells.iter().filter(|c| c.status != CellStatus::Ok) {
+        not_ok += 1;
+        let (note, word) = if c.status == CellStatus::Skipped {
+            (ipvlan_note, "skipped [2]")
+        } else {
+            (bridge_note, "failed [1]")
+        };
+        // Listed under its note.
+        let under = &list[list.find(note).unwrap()..];
+        let under = &under[..under[3..]
+            .find("\n2. ")
+            .map(|e| e + 4)
+            .unwrap_or(under.len())];
+        assert!(
+            under.contains(&format!("   - `{}`\n", c.key())),
+            "{} not under {note}",
+            c.key()
+        );
+        // Its table slot carries the note number, and the table explains it.
+        let table = section(&md, &format!("### {}: ", c.workload));
+        assert!(table.contains(word), "{word} missing for {}", c.key());
+        let footnote = format!(
+            "[{}] {}",
+            &word[word.len() - 2..word.len() - 1],
+            note[3..].replace("**", "").trim_end()
+        );
+        assert!(table.contains(&footnote), "no footnote {footnote:?}");
+    }
+    assert_eq!(
+        not_ok,
+        6 * 2 * 3 + 6,
+        "3 ipvlan datapaths skipped, one cluster IP failed"
+    );
+}
+
+#[test]
+fn proof_counters_and_cpu_and_benchmarks_are_shown() {
+    let r = blog();
+    let md = render_markdown(&r, &[]);
+    let proof = section(&md, "## Proof of path");
+    assert!(proof.contains(
+        "| cell | status | bpf_program_runs | bpf_service_hits | iptables_dnat_packets |"
+    ));
+    for c in &r.cells {
+        let line = proof
+            .lines()
+            .find(|l| l.starts_with(&format!("| `{}` |", c.key())))
+            .unwrap_or_else(|| panic!("no proof row for {}", c.key()));
+        for v in c.proof.values() {
+            assert!(line.contains(&format!(" {v} |")), "{line}");
+        }
+    }
+    let cpu = section(&md, "## CPU cost");
+    assert!(cpu.contains("| cell | client CPU % | server CPU % | CPU s/GB |"));
+    assert_eq!(
+        cpu.lines().filter(|l| l.starts_with("| `")).count(),
+        r.cells
+            .iter()
+            .filter(|c| c.metrics.contains_key("cpu_client_percent"))
+            .count()
+    );
+    let bench = section(&md, "## Benchmarks of dplab itself");
+    assert!(bench.contains("| lab_setup_ms_median | 212 |"));
+}
+
+#[test]
+fn reading_names_the_best_and_what_is_within_noise() {
+    let md = render_markdown(&blog(), &[]);
+    let reading = section(&md, "## Reading");
+    // In the fixture macvlan has the highest tcp-stream pod IP throughput.
+    let line = reading
+        .lines()
+        .find(|l| l.starts_with("- **tcp-stream throughput, pod IP**"))
+        .expect("tcp-stream pod IP reading");
+    assert!(line.contains("highest: macvlan 19."), "{line}");
+    assert!(line.contains("Ranking: macvlan"), "{line}");
+    let line = reading
+        .lines()
+        .find(|l| l.starts_with("- **ping round-trip time, pod IP**"))
+        .expect("ping reading");
+    assert!(line.contains("lowest: macvlan"), "{line}");
+    assert!(reading
+        .contains("- **tcp-stream throughput, cluster IP / pod IP**: veth-routed via iptables"));
+    // Skipped and failed cells are never ranked.
+    assert!(!reading.contains("ipvlan"));
+    assert!(!reading.contains("bridge-nf-off (iptables)"));
+}
+
+#[test]
+fn multi_node_tables_show_every_path_per_overlay() {
+    let r = multinode();
+    let md = render_markdown(&r, &[]);
+    assert!(!md.contains("## Single node"));
+    let routed = section(&md, "### overlay routed");
+    let routed = &routed[..routed.find("### overlay vxlan").unwrap()];
+    let vxlan = section(&md, "### overlay vxlan");
+    for (table, overlay) in [(routed, "routed"), (vxlan, "vxlan")] {
+        assert!(table.contains(
+            "| path | placement | target | RTT ms | bandwidth Gbit/s | latency µs (p50) | requests/s |"
+        ));
+        for c in r
+            .cells
+            .iter()
+            .filter(|c| c.overlay.as_deref() == Some(overlay))
+        {
+            let row = format!(
+                "| {} > {} | {} | {} |",
+                c.client,
+                c.server,
+                c.placement.as_deref().unwrap(),
+                c.target
+            );
+            let line = table
+                .lines()
+                .find(|l| l.starts_with(&row))
+                .unwrap_or_else(|| panic!("no row {row} in {table}"));
+            let metric = match c.workload.as_str() {
+                "ping" => "rtt_ms",
+                "tcp-stream" => "throughput_gbps",
+                "tcp-rr" => "latency_us_p50",
+                "http" => "requests_per_s",
+                other => panic!("unexpected workload {other}"),
+            };
+            match c.status {
+                CellStatus::Ok => assert!(line.contains(&format_metric(&c.metrics[metric]))),
+                _ => assert!(line.contains("failed [1]"), "{line}"),
+            }
+        }
+        // Host-network paths have no http server: a dash, not a gap.
+        let node = table
+            .lines()
+            .find(|l| l.starts_with("| node1 > node2"))
+            .unwrap();
+        assert!(node.ends_with("| – |"), "{node}");
+    }
+    assert!(md.contains("server pod-c did not answer within 5 s"));
+    assert!(!md.contains("## Other cells"));
+}
+
+#[test]
+fn overlay_ratio_table_divides_vxlan_by_routed() {
+    let r = multinode();
+    let md = render_markdown(&r, &[]);
+    let table = section(&md, "### vxlan / routed, cross-node");
+    let median = |overlay: &str, client: &str, workload: &str, metric: &str| {
+        r.cells
+            .iter()
+            .find(|c| {
+                c.overlay.as_deref() == Some(overlay)
+                    && c.placement.as_deref() == Some("cross-node")
+                    && c.client == client
+                    && c.workload == workload
+            })
+            .unwrap()
+            .metrics[metric]
+            .median
+    };
+    let bw = median("vxlan", "pod-a", "tcp-stream", "throughput_gbps")
+        / median("routed", "pod-a", "tcp-stream", "throughput_gbps");
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("| pod-a > pod-c |"))
+        .expect("cross-node pod row");
+    assert!(row.contains(&format!("{bw:.2}")), "{row} lacks {bw:.2}");
+    // tcp-rr failed on vxlan: no ratio for it.
+    let cols: Vec<&str> = row.split(" | ").collect();
+    assert_eq!(cols[4], "–", "{row}");
+    // Same-node paths are not in the cross-node ratio table.
+    assert!(!table.contains("pod-a > pod-b"));
+    assert!(table.contains("| node1 > node2 | node-ip |"));
+}
+
+fn assert_svg_parses(svg: &str) {
+    let doc = roxmltree::Document::parse(svg).unwrap_or_else(|e| panic!("SVG is not XML: {e}"));
+    assert_eq!(doc.root_element().tag_name().name(), "svg");
+    assert!(
+        doc.descendants().any(|n| n.has_tag_name("text")),
+        "SVG has no text"
+    );
+}
+
+#[test]
+fn charts_are_well_formed_svg_naming_every_datapath() {
+    let r = blog();
+    let charts = chart::all_charts(&r).unwrap();
+    let names: Vec<&str> = charts.iter().map(|c| c.file_name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "tcp-stream-throughput.svg",
+            "udp-stream-throughput.svg",
+            "tcp-rr-latency.svg",
+            "tcp-crr-latency.svg",
+            "http-latency.svg"
+        ]
+    );
+    for c in &charts {
+        assert_svg_parses(&c.svg);
+    }
+    let tcp = &charts[0].svg;
+    for dp in [
+        "veth-routed",
+        "bridge-nf-off",
+        "macvlan",
+        "ipvlan-l2",
+        "veth-ebpf",
+    ] {
+        assert!(
+            tcp.contains(&format!(">\n{dp}\n<")) || tcp.contains(&format!(">{dp}<")),
+            "{dp} not labelled"
+        );
+    }
+    assert!(tcp.contains("throughput (Gbit/s)"));
+    assert!(tcp.contains("cluster IP: failed"));
+    assert!(tcp.contains("pod IP: skipped"));
+    let multi = chart::all_charts(&multinode()).unwrap();
+    let names: Vec<&str> = multi.iter().map(|c| c.file_name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "overlay-bandwidth.svg",
+            "tcp-rr-latency.svg",
+            "http-latency.svg"
+        ]
+    );
+    assert!(multi[0].svg.contains("pod-a &gt; pod-c (cross-node)"));
+    for c in &multi {
+        assert_svg_parses(&c.svg);
+    }
+}
+
+#[test]
+fn write_report_writes_markdown_linking_its_charts() {
+    let dir = tempfile::tempdir().unwrap();
+    let written = write_report(&blog(), dir.path()).unwrap();
+    assert!(written.iter().all(|p| p.exists()));
+    let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    for p in written
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "svg"))
+    {
+        let name = p.file_name().unwrap().to_str().unwrap();
+        assert!(
+            md.contains(&format!("]({name})")),
+            "report does not link {name}"
+        );
+        assert_svg_parses(&std::fs::read_to_string(p).unwrap());
+    }
+    assert_eq!(written.len(), 6);
+}
+
+#[test]
+fn compare_with_itself_gives_one_everywhere() {
+    for r in [blog(), multinode()] {
+        let c = compare(&r, &r);
+        let ok_metrics: usize = r
+            .cells
+            .iter()
+            .filter(|c| c.status == CellStatus::Ok)
+            .map(|c| c.metrics.len())
+            .sum();
+        assert_eq!(c.metrics.len(), ok_metrics);
+        for m in &c.metrics {
+            // A zero median (retransmits) has no ratio.
+            if m.a_median != 0.0 {
+                assert_eq!(format!("{:.2}", m.ratio.unwrap()), "1.00", "{m:?}");
+            }
+            assert!(!m.significant);
+        }
+        assert!(c.cells_only_in_a.is_empty() && c.cells_only_in_b.is_empty());
+        let table = c.render_table();
+        assert!(!table.contains("significant\n"));
+    }
+}
+
+#[test]
+fn compare_computes_ratios_and_significance_on_a_hand_made_pair() {
+    let a = fixture("compare-a.json");
+    let b = fixture("compare-b.json");
+    let c = compare(&a, &b);
+    assert_eq!(c.metrics.len(), 2);
+    let tcp = &c.metrics[0];
+    assert_eq!(tcp.cell, "veth-routed/pod-ip/tcp-stream/pod-b->pod-a");
+    assert_eq!(tcp.metric, "throughput_gbps");
+    assert_eq!(tcp.ratio, Some(1.25));
+    assert!(tcp.significant);
+    let ping = &c.metrics[1];
+    assert_eq!(ping.metric, "rtt_ms");
+    assert!((ping.ratio.unwrap() - 1.02).abs() < 1e-9);
+    assert!(!ping.significant, "0.049–0.051 and 0.050–0.052 overlap");
+    assert_eq!(c.cells_only_in_a, ["bridge/pod-ip/tcp-stream/pod-b->pod-a"]);
+    assert_eq!(
+        c.cells_only_in_b,
+        ["macvlan/pod-ip/tcp-stream/pod-b->pod-a"]
+    );
+
+    let table = c.render_table();
+    assert!(table.contains("1.25  significant"), "{table}");
+    assert!(table.contains("1.02  noise"), "{table}");
+    assert!(table.contains("Cells only in A:\n  bridge/pod-ip/tcp-stream/pod-b->pod-a"));
+
+    let json = serde_json::to_value(&c).unwrap();
+    assert_eq!(json["metrics"][0]["ratio"], 1.25);
+    assert_eq!(json["metrics"][0]["significant"], true);
+    assert_eq!(json["b"]["kernel"], "6.19.1");
+}
+
+#[test]
+fn cells_that_fit_no_table_are_listed_not_dropped() {
+    let mut r = multinode();
+    // A workload the multi-node tables have no column for.
+    let mut crr = r.cells[0].clone();
+    crr.workload = "tcp-crr".to_string();
+    // A second pod IP cell for the same single-node slot.
+    let mut blog = blog();
+    let mut twin = blog.cells[0].clone();
+    twin.client = "pod-c".to_string();
+    blog.cells.push(twin.clone());
+    r.cells.push(crr.clone());
+    for (results, cell) in [(&r, &crr), (&blog, &twin)] {
+        let md = render_markdown(results, &[]);
+        let other = section(&md, "## Other cells");
+        assert!(
+            other.contains(&format!("| `{}` |", cell.key())),
+            "{} missing from {other}",
+            cell.key()
+        );
+        assert_eq!(other.lines().filter(|l| l.starts_with("| `")).count(), 1);
+    }
+}
