@@ -495,3 +495,17 @@ fn cells_that_fit_no_table_are_listed_not_dropped() {
         assert_eq!(other.lines().filter(|l| l.starts_with("| `")).count(), 1);
     }
 }
+
+#[test]
+fn a_run_without_cells_still_reports() {
+    let mut r = blog();
+    r.cells.clear();
+    r.benchmarks.clear();
+    let md = render_markdown(&r, &[]);
+    assert!(md.contains("0 cells: 0 ok, 0 skipped, 0 failed."));
+    assert!(md.contains("## Skipped and failed\n\nNone: every cell ran."));
+    assert!(md.contains("No cell recorded proof counters."));
+    let dir = tempfile::tempdir().unwrap();
+    let written = write_report(&r, dir.path()).unwrap();
+    assert_eq!(written, [dir.path().join("report.md")]);
+}
