@@ -430,10 +430,8 @@ fn compare_with_itself_gives_one_everywhere() {
             .sum();
         assert_eq!(c.metrics.len(), ok_metrics);
         for m in &c.metrics {
-            // A zero median (retransmits) has no ratio.
-            if m.a_median != 0.0 {
-                assert_eq!(format!("{:.2}", m.ratio.unwrap()), "1.00", "{m:?}");
-            }
+            // Also the zero medians (retransmits): equal is 1.00.
+            assert_eq!(format!("{:.2}", m.ratio.unwrap()), "1.00", "{m:?}");
             assert!(!m.significant);
         }
         assert!(c.cells_only_in_a.is_empty() && c.cells_only_in_b.is_empty());
@@ -496,4 +494,18 @@ fn cells_that_fit_no_table_are_listed_not_dropped() {
         );
         assert_eq!(other.lines().filter(|l| l.starts_with("| `")).count(), 1);
     }
+}
+
+#[test]
+fn a_run_without_cells_still_reports() {
+    let mut r = blog();
+    r.cells.clear();
+    r.benchmarks.clear();
+    let md = render_markdown(&r, &[]);
+    assert!(md.contains("0 cells: 0 ok, 0 skipped, 0 failed."));
+    assert!(md.contains("## Skipped and failed\n\nNone: every cell ran."));
+    assert!(md.contains("No cell recorded proof counters."));
+    let dir = tempfile::tempdir().unwrap();
+    let written = write_report(&r, dir.path()).unwrap();
+    assert_eq!(written, [dir.path().join("report.md")]);
 }

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::report::{format_number, with_interval};
+use super::report::{format_number, median_ratio, with_interval};
 use super::{CellStatus, Results};
 
 /// Which run a side of the comparison is.
@@ -40,7 +40,8 @@ pub struct MetricComparison {
     pub a_ci95: (f64, f64),
     pub b_median: f64,
     pub b_ci95: (f64, f64),
-    /// B / A of the medians; `None` when A's median is 0.
+    /// B / A of the medians (1 when equal, also both 0); `None` when only
+    /// A's median is 0.
     pub ratio: Option<f64>,
     /// The intervals do not overlap.
     pub significant: bool,
@@ -132,7 +133,7 @@ pub fn compare(a: &Results, b: &Results) -> Comparison {
                 a_ci95: (ma.ci95_low, ma.ci95_high),
                 b_median: mb.median,
                 b_ci95: (mb.ci95_low, mb.ci95_high),
-                ratio: (ma.median != 0.0).then(|| mb.median / ma.median),
+                ratio: median_ratio(&ma, &mb),
                 significant: ma.differs_from(&mb),
             });
         }
@@ -259,5 +260,81 @@ impl Comparison {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::{Cell, Metric};
+    use std::collections::BTreeMap;
+
+    fn cell(proxy: &str, gbps: f64) -> Cell {
+        let metric = Metric {
+            median: gbps,
+            ci95_low: gbps - 0.1,
+            ci95_high: gbps + 0.1,
+            ..Metric::default()
+        };
+        Cell {
+            datapath: "veth-routed".into(),
+            target: "cluster-ip".into(),
+            service_proxy: Some(proxy.into()),
+            workload: "tcp-stream".into(),
+            tool: "builtin".into(),
+            client: "pod-b".into(),
+            server: "service:web".into(),
+            overlay: None,
+            placement: None,
+            status: CellStatus::Ok,
+            reason: None,
+            setup_ms: None,
+            teardown_ms: None,
+            metrics: BTreeMap::from([("throughput_gbps".to_string(), metric)]),
+            proof: BTreeMap::new(),
+        }
+    }
+
+    fn run(cells: Vec<Cell>) -> Results {
+        Results {
+            schema: crate::results::schema::SCHEMA.into(),
+            run_id: "unit".into(),
+            topology: "unit-test".into(),
+            started_at: String::new(),
+            finished_at: String::new(),
+            host: Default::default(),
+            dplab_version: String::new(),
+            command: Vec::new(),
+            settings: Default::default(),
+            cells,
+            benchmarks: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn repeated_keys_are_matched_in_order() {
+        // Two proxies for one cluster IP share a key: matched first to first.
+        let a = run(vec![cell("iptables", 10.0), cell("ebpf", 20.0)]);
+        let b = run(vec![cell("iptables", 11.0), cell("ebpf", 20.0)]);
+        let c = compare(&a, &b);
+        assert_eq!(c.metrics.len(), 2);
+        assert_eq!(c.metrics[0].ratio, Some(1.1));
+        assert!(c.metrics[0].significant);
+        assert!(c.metrics[1].cell.ends_with("#2"));
+        assert_eq!(c.metrics[1].ratio, Some(1.0));
+        assert!(!c.metrics[1].significant);
+    }
+
+    #[test]
+    fn a_cell_not_ok_on_one_side_is_reported_with_its_reason() {
+        let a = run(vec![cell("iptables", 10.0)]);
+        let mut failed = cell("iptables", 0.0);
+        failed.status = CellStatus::Failed;
+        failed.reason = Some("no connection".into());
+        failed.metrics.clear();
+        let c = compare(&a, &run(vec![failed]));
+        assert!(c.metrics.is_empty());
+        assert_eq!(c.not_measured_in_both.len(), 1);
+        assert!(c.render_table().contains("A ok, B failed (no connection)"));
     }
 }

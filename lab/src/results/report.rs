@@ -253,12 +253,23 @@ pub fn format_metric(m: &Metric) -> String {
     )
 }
 
+/// `b / a` of the medians: equal medians (also 0 and 0) give 1; `None`
+/// when only `a` is 0 or either is not a number.
+pub fn median_ratio(a: &Metric, b: &Metric) -> Option<f64> {
+    if a.median == b.median {
+        Some(1.0)
+    } else if a.median == 0.0 || !a.median.is_finite() || !b.median.is_finite() {
+        None
+    } else {
+        Some(b.median / a.median)
+    }
+}
+
 /// `b/a` of the medians with `≈` when the intervals overlap.
 fn format_ratio(a: &Metric, b: &Metric) -> String {
-    if a.median == 0.0 {
+    let Some(ratio) = median_ratio(a, b) else {
         return "n/a".to_string();
-    }
-    let ratio = b.median / a.median;
+    };
     if with_interval(a).differs_from(&with_interval(b)) {
         format!("{ratio:.2}")
     } else {
@@ -626,12 +637,8 @@ pub fn overlay_ratios(r: &Results, base: &str, other: &str) -> Vec<OverlayRatio>
             .map(|(col, (_, metric, _))| {
                 let a = ok_metric(r, bslots[col], metric)?;
                 let b = ok_metric(r, oslots[col], metric)?;
-                (a.median != 0.0).then(|| {
-                    (
-                        b.median / a.median,
-                        with_interval(a).differs_from(&with_interval(b)),
-                    )
-                })
+                let ratio = median_ratio(a, b)?;
+                Some((ratio, with_interval(a).differs_from(&with_interval(b))))
             })
             .collect();
         found.push(OverlayRatio {
@@ -830,7 +837,7 @@ fn reading(out: &mut String, r: &Results) {
             if entries.len() == 1 {
                 line.push_str(" (the only one measured).");
             } else if tied.is_empty() {
-                line.push_str(", apart from all others beyond noise.");
+                line.push_str(", ahead of every other beyond noise.");
             } else {
                 let _ = write!(line, ", within noise of {}.", tied.join(", "));
             }
@@ -844,9 +851,7 @@ fn reading(out: &mut String, r: &Results) {
             .filter_map(|row| {
                 let p = ok_metric(r, row.pod, h.metric)?;
                 let c = ok_metric(r, row.cluster, h.metric)?;
-                if p.median == 0.0 {
-                    return None;
-                }
+                let ratio = median_ratio(p, c)?;
                 let noise = if with_interval(p).differs_from(&with_interval(c)) {
                     ""
                 } else {
@@ -857,11 +862,7 @@ fn reading(out: &mut String, r: &Results) {
                     .as_deref()
                     .map(|p| format!(" via {p}"))
                     .unwrap_or_default();
-                Some(format!(
-                    "{}{proxy} {:.2}{noise}",
-                    row.datapath,
-                    c.median / p.median
-                ))
+                Some(format!("{}{proxy} {ratio:.2}{noise}", row.datapath))
             })
             .collect();
         if !costs.is_empty() {
@@ -1011,6 +1012,18 @@ mod tests {
         let (low, high) = interval(&m);
         assert!((17.2..=17.6).contains(&low) && (17.6..=17.8).contains(&high));
         assert!(low < high);
+    }
+
+    #[test]
+    fn ratio_of_medians() {
+        let m = |median| Metric {
+            median,
+            ..Metric::default()
+        };
+        assert_eq!(median_ratio(&m(10.0), &m(12.5)), Some(1.25));
+        assert_eq!(median_ratio(&m(0.0), &m(0.0)), Some(1.0));
+        assert_eq!(median_ratio(&m(0.0), &m(3.0)), None);
+        assert_eq!(median_ratio(&m(f64::NAN), &m(3.0)), None);
     }
 
     #[test]
