@@ -12,6 +12,7 @@ pub mod names;
 pub mod netns;
 pub mod probe;
 pub mod results;
+pub mod runner;
 pub mod service;
 pub mod signals;
 pub mod teardown;

@@ -33,6 +33,45 @@ async fn dispatch(command: Command) -> Result<u8, Failure> {
         }
         Command::Down { run, all } => commands::lifecycle::down(run.as_deref(), all),
         Command::Cleanup => commands::lifecycle::cleanup(),
-        other => Err(dplab::cli::bad_input(format!("{other:?}: not built yet"))),
+        Command::Test {
+            run,
+            from,
+            to,
+            workload,
+            duration,
+            tool,
+            json,
+        } => {
+            let flags = commands::test::TestFlags {
+                from,
+                to,
+                workload,
+                duration,
+                tool,
+                json,
+            };
+            commands::test::run(&run, flags).await
+        }
+        Command::Run {
+            topology,
+            only,
+            duration,
+            repetitions,
+            tool,
+            out,
+            extra_services,
+        } => {
+            let flags = commands::run::RunFlags {
+                only,
+                duration,
+                repetitions,
+                tool,
+                out,
+                extra_services,
+            };
+            commands::run::run(&topology, flags).await
+        }
+        Command::Report { results, out } => commands::report::report(&results, out.as_deref()),
+        Command::Compare { a, b, json } => commands::report::compare(&a, &b, json),
     }
 }

@@ -2,6 +2,9 @@
 
 pub mod lifecycle;
 pub mod probe;
+pub mod report;
+pub mod run;
+pub mod test;
 
 use std::path::Path;
 

@@ -39,6 +39,10 @@ impl ServiceProxy for Iptables {
         Ok(())
     }
 
+    fn program_ms(&self) -> Option<f64> {
+        Some(self.program_ms)
+    }
+
     fn counters(&self, run: &RunId, plan: &Plan) -> Result<Proof> {
         let mut packets = 0;
         for node in &plan.nodes {

@@ -21,6 +21,10 @@ pub trait ServiceProxy {
     fn install(&mut self, lab: &LabNet<'_>, datapath: Datapath) -> Result<()>;
     /// Reads the proxy's counters now.
     fn counters(&self, run: &RunId, plan: &Plan) -> Result<Proof>;
+    /// How long programming the services took, if measured.
+    fn program_ms(&self) -> Option<f64> {
+        None
+    }
 }
 
 /// `after - before` for every counter.

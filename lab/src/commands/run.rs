@@ -1,0 +1,166 @@
+//! `dplab run TOPOLOGY ...`: validate every flag first (exit 2, nothing
+//! touched), run the matrix, write results.json, report.md and charts.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use anyhow::Context;
+
+use crate::cli::{bad_input, Failure, EXIT_CELLS_FAILED, EXIT_OK};
+use crate::kinds::Datapath;
+use crate::names::RunId;
+use crate::results::{report, CellStatus};
+use crate::runner::{self, Progress, RunOptions};
+use crate::topology::{parse_duration, Plan};
+use crate::workload::{self, Tool, Workload};
+
+pub struct RunFlags {
+    pub only: Option<Vec<String>>,
+    pub duration: Option<String>,
+    pub repetitions: Option<i64>,
+    pub tool: Option<String>,
+    pub out: Option<PathBuf>,
+    pub extra_services: u32,
+}
+
+pub async fn run(topology: &Path, flags: RunFlags) -> Result<u8, Failure> {
+    let mut plan = super::load_plan(topology)?;
+    let opts = options(&plan, &flags)?;
+    if flags.extra_services > 0 {
+        add_extra_services(&mut plan, &opts, flags.extra_services)?;
+    }
+    super::require_root()?;
+    let started = chrono::Utc::now();
+    let out = flags.out.clone().unwrap_or_else(|| {
+        PathBuf::from("results")
+            .join(&plan.name)
+            .join(started.format("%Y%m%dT%H%M%SZ").to_string())
+    });
+    let run = RunId::fresh();
+    eprintln!(
+        "dplab: run {run}: {} datapaths x {} targets x {} workloads, {} x {:?} each, tool {}",
+        opts.datapaths.len(),
+        opts.targets.len(),
+        opts.workloads.len(),
+        opts.repetitions,
+        opts.duration,
+        opts.tool
+    );
+    let cells_per_rep = opts.datapaths.len() * opts.targets.len() * opts.workloads.len();
+    let progress = Progress::new(cells_per_rep * opts.repetitions as usize);
+    let (cells, benchmarks) = runner::run_matrix(&run, &plan, &opts, &progress).await;
+    let results = runner::results(&run, &plan, &opts, started, cells, benchmarks);
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let json = serde_json::to_string_pretty(&results).expect("results serialize");
+    std::fs::write(out.join("results.json"), json + "\n")
+        .with_context(|| format!("writing {}/results.json", out.display()))?;
+    let written = report::write_report(&results, &out)
+        .with_context(|| format!("writing the report into {}", out.display()))?;
+    for cell in &results.cells {
+        let headline = cell
+            .metrics
+            .iter()
+            .find(|(k, _)| {
+                k.as_str()
+                    == workload::headline_metric(
+                        Workload::from_str(&cell.workload).unwrap_or(Workload::TcpStream),
+                    )
+            })
+            .map(|(k, m)| format!("{k} {}", report::format_metric(m)))
+            .unwrap_or_default();
+        let status = match cell.status {
+            CellStatus::Ok => "ok".to_string(),
+            CellStatus::Skipped => format!("skipped: {}", cell.reason.clone().unwrap_or_default()),
+            CellStatus::Failed => format!("failed: {}", cell.reason.clone().unwrap_or_default()),
+        };
+        eprintln!(
+            "dplab: {:14} {:10} {:10} {status} {headline}",
+            cell.datapath, cell.target, cell.workload
+        );
+    }
+    eprintln!(
+        "dplab: wrote {}/results.json and {} more files",
+        out.display(),
+        written.len()
+    );
+    println!("{}", out.display());
+    let failed = results.cells.iter().any(|c| c.status == CellStatus::Failed);
+    Ok(if failed { EXIT_CELLS_FAILED } else { EXIT_OK })
+}
+
+/// Merges the topology's matrix with the flags; every problem is exit 2.
+fn options(plan: &Plan, flags: &RunFlags) -> Result<RunOptions, Failure> {
+    let matrix = plan.matrix.as_ref().ok_or_else(|| {
+        bad_input(format!(
+            "{}: the topology has no [matrix] to run",
+            plan.source.display()
+        ))
+    })?;
+    let datapaths = match &flags.only {
+        None => matrix.datapaths.clone(),
+        Some(names) => names
+            .iter()
+            .map(|n| Datapath::from_str(n.trim()).map_err(|e| bad_input(format!("--only: {e}"))))
+            .collect::<Result<Vec<_>, _>>()?,
+    };
+    if datapaths.is_empty() {
+        return Err(bad_input("--only: no datapath named"));
+    }
+    let duration = match &flags.duration {
+        Some(d) => parse_duration(d).map_err(|e| bad_input(format!("--duration: {e}")))?,
+        None => matrix.duration,
+    };
+    let repetitions = match flags.repetitions {
+        Some(r) if !(1..=1000).contains(&r) => {
+            return Err(bad_input(format!("--repetitions: {r}: use 1 to 1000")))
+        }
+        Some(r) => r as u32,
+        None => matrix.repetitions,
+    };
+    let tool_name = flags.tool.clone().unwrap_or_else(|| matrix.tool.clone());
+    let tool = Tool::from_str(&tool_name).map_err(|e| bad_input(format!("--tool: {e}")))?;
+    let workloads = matrix
+        .workloads
+        .iter()
+        .map(|w| Workload::from_str(w).map_err(|e| bad_input(e.to_string())))
+        .collect::<Result<Vec<_>, _>>()?;
+    for &w in &workloads {
+        workload::check_tool(tool, w).map_err(|e| bad_input(format!("--tool {tool}: {e}")))?;
+    }
+    Ok(RunOptions {
+        datapaths,
+        targets: matrix.targets.clone(),
+        workloads,
+        client: matrix.client,
+        server: matrix.server,
+        service: matrix.service,
+        duration,
+        repetitions,
+        tool,
+    })
+}
+
+/// Adds `count` services with two backends each (the server pod and the
+/// client pod), so the proxy holds as many rules as a cluster with that
+/// many services. They take cluster IPs after the topology's own.
+fn add_extra_services(plan: &mut Plan, opts: &RunOptions, count: u32) -> Result<(), Failure> {
+    let taken: Vec<std::net::Ipv4Addr> = plan.services.iter().map(|s| s.cluster_ip).collect();
+    let mut ips = plan.service_cidr.hosts().filter(|ip| !taken.contains(ip));
+    for i in 0..count {
+        let cluster_ip = ips.next().ok_or_else(|| {
+            bad_input(format!(
+                "--extra-services {count}: service_cidr {} has too few addresses",
+                plan.service_cidr
+            ))
+        })?;
+        plan.services.push(crate::topology::ServicePlan {
+            name: format!("extra-{i}"),
+            cluster_ip,
+            port: 80,
+            target_port: 8080,
+            protocol: crate::topology::Protocol::Tcp,
+            backends: vec![opts.server, opts.client],
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,171 @@
+//! `dplab test RUN --from POD --to POD|IP|service:NAME --workload W`: one
+//! workload on a lab left running by `dplab up`.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::cli::{bad_input, Failure, EXIT_CELLS_FAILED, EXIT_OK};
+use crate::kinds::Target;
+use crate::ledger::Ledger;
+use crate::results::{Cell, CellStatus, Metric};
+use crate::runner::pids::JournalPids;
+use crate::service::{iptables::Iptables, proof_delta, ServiceProxy};
+use crate::topology::{parse_duration, Plan};
+use crate::workload::{self, Endpoints, Params, Tool, Workload};
+
+pub struct TestFlags {
+    pub from: String,
+    pub to: String,
+    pub workload: String,
+    pub duration: Option<String>,
+    pub tool: String,
+    pub json: bool,
+}
+
+/// Where `--to` points: a pod, or a service's cluster IP.
+struct Destination {
+    server_pod: usize,
+    target: Target,
+    addr: SocketAddr,
+    server_port: u16,
+}
+
+pub async fn run(run: &str, flags: TestFlags) -> Result<u8, Failure> {
+    super::require_root()?;
+    let lab = super::lifecycle::find_running(run)?;
+    let plan = &lab.plan;
+    let client = plan
+        .pod(&flags.from)
+        .ok_or_else(|| bad_input(format!("--from: unknown pod \"{}\"", flags.from)))?;
+    let w =
+        Workload::from_str(&flags.workload).map_err(|e| bad_input(format!("--workload: {e}")))?;
+    let tool = Tool::from_str(&flags.tool).map_err(|e| bad_input(format!("--tool: {e}")))?;
+    workload::check_tool(tool, w).map_err(|e| bad_input(e.to_string()))?;
+    let duration = match &flags.duration {
+        Some(d) => parse_duration(d).map_err(|e| bad_input(format!("--duration: {e}")))?,
+        None => Duration::from_secs(3),
+    };
+    let dest = destination(plan, &flags.to)?;
+    if dest.server_pod == client {
+        return Err(bad_input("--from and --to are the same pod"));
+    }
+    let params = Params {
+        duration,
+        warmup: (duration / 2).min(Duration::from_secs(1)),
+        ..Params::default()
+    };
+    let endpoints = Endpoints {
+        client_netns: lab.run.netns(&plan.pods[client].name),
+        server_netns: lab.run.netns(&plan.pods[dest.server_pod].name),
+        server_port: dest.server_port,
+        target: dest.addr,
+    };
+    let ledger = Ledger::open(&lab.run).map_err(|e| Failure::Error(e.into()))?;
+    let proxy = Iptables::default();
+    let counters = |p: &Iptables| p.counters(&lab.run, plan).unwrap_or_default();
+    let before = counters(&proxy);
+    let sample = tokio::task::block_in_place(|| {
+        workload::run_sample(w, tool, &params, &endpoints, &JournalPids(&ledger), None)
+    });
+    let proof = proof_delta(&before, &counters(&proxy));
+    let (status, reason, metrics) = match sample {
+        Ok(s) => (
+            CellStatus::Ok,
+            None,
+            s.metrics
+                .into_iter()
+                .map(|(k, v)| (k, Metric::from_samples(vec![v])))
+                .collect(),
+        ),
+        Err(e) => (CellStatus::Failed, Some(e.to_string()), Default::default()),
+    };
+    let cell = Cell {
+        datapath: lab.datapath.to_string(),
+        target: dest.target.to_string(),
+        service_proxy: (dest.target == Target::ClusterIp)
+            .then(|| lab.datapath.service_proxy().name().to_string()),
+        workload: w.to_string(),
+        tool: tool.to_string(),
+        client: plan.pods[client].name.clone(),
+        server: plan.pods[dest.server_pod].name.clone(),
+        overlay: None,
+        placement: None,
+        status,
+        reason,
+        setup_ms: None,
+        teardown_ms: None,
+        metrics,
+        proof,
+    };
+    print_cell(&cell, flags.json);
+    Ok(if cell.status == CellStatus::Ok {
+        EXIT_OK
+    } else {
+        EXIT_CELLS_FAILED
+    })
+}
+
+fn destination(plan: &Plan, to: &str) -> Result<Destination, Failure> {
+    const PORT: u16 = 5201;
+    if let Some(name) = to.strip_prefix("service:") {
+        let s = plan
+            .service(name)
+            .map(|i| &plan.services[i])
+            .ok_or_else(|| bad_input(format!("--to: unknown service \"{name}\"")))?;
+        return Ok(Destination {
+            server_pod: s.backends[0],
+            target: Target::ClusterIp,
+            addr: SocketAddr::from((s.cluster_ip, s.port)),
+            server_port: s.target_port,
+        });
+    }
+    let pod = match Ipv4Addr::from_str(to) {
+        Ok(ip) => plan.pods.iter().position(|p| p.address == ip),
+        Err(_) => plan.pod(to),
+    };
+    if let Some(pod) = pod {
+        return Ok(Destination {
+            server_pod: pod,
+            target: Target::PodIp,
+            addr: SocketAddr::from((plan.pods[pod].address, PORT)),
+            server_port: PORT,
+        });
+    }
+    if let Ok(ip) = Ipv4Addr::from_str(to) {
+        if let Some(s) = plan.services.iter().find(|s| s.cluster_ip == ip) {
+            return destination(plan, &format!("service:{}", s.name));
+        }
+    }
+    Err(bad_input(format!(
+        "--to: \"{to}\" is neither a pod, a pod IP, a cluster IP nor service:NAME of this lab"
+    )))
+}
+
+fn print_cell(cell: &Cell, json: bool) {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(cell).expect("cells serialize")
+        );
+        return;
+    }
+    println!(
+        "{} {} -> {} ({}, {}, {})",
+        cell.workload, cell.client, cell.server, cell.target, cell.datapath, cell.tool
+    );
+    match cell.status {
+        CellStatus::Ok => {
+            for (name, m) in &cell.metrics {
+                println!(
+                    "  {name:22} {}",
+                    crate::results::report::format_number(m.median)
+                );
+            }
+        }
+        _ => println!("  FAILED: {}", cell.reason.clone().unwrap_or_default()),
+    }
+    for (name, v) in &cell.proof {
+        println!("  proof {name} {v}");
+    }
+}
