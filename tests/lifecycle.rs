@@ -238,3 +238,53 @@ fn cleanup_removes_a_lab_left_behind() {
     assert!(namespaces_of(&run).is_empty());
     assert!(!std::path::Path::new("/run/dplab").join(&run).exists());
 }
+
+#[test]
+fn ctrl_c_during_a_run_tears_the_lab_down() {
+    if !privileged("ctrl-c") {
+        return;
+    }
+    let _labs = lab_guard();
+    let out = tempfile::tempdir().unwrap();
+    let mut child = spawn_long_run(out.path());
+    let run = wait_for_run_of(child.id(), 20).expect("the run built its lab");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "interrupted runs exit 128+SIGINT");
+    assert!(
+        namespaces_of(&run).is_empty(),
+        "left: {:?}",
+        namespaces_of(&run)
+    );
+    assert!(!std::path::Path::new("/run/dplab").join(&run).exists());
+}
+
+#[test]
+fn cleanup_after_sigkill_removes_everything() {
+    if !privileged("sigkill") {
+        return;
+    }
+    let _all = LABS.write().unwrap_or_else(|p| p.into_inner());
+    let before = root_snapshot();
+    let out = tempfile::tempdir().unwrap();
+    let mut child = spawn_long_run(out.path());
+    let run = wait_for_run_of(child.id(), 20).expect("the run built its lab");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        !namespaces_of(&run).is_empty(),
+        "SIGKILL cannot tear down; the lab must still be there"
+    );
+    let said = text(&dplab(&["cleanup"]).stdout);
+    assert!(
+        said.contains(&format!("removed netns dl{run}-pod-a")),
+        "{said}"
+    );
+    assert!(namespaces_of(&run).is_empty());
+    assert!(!std::path::Path::new("/run/dplab").join(&run).exists());
+    assert_eq!(root_snapshot(), before);
+}

@@ -157,6 +157,7 @@ pub fn end_process(pid: u32, start_time: u64) -> Result<bool, String> {
 /// including labs left running by `dplab up`, and any namespace or pin
 /// folder with a dplab run prefix but no journal.
 pub fn cleanup_all() -> TeardownReport {
+    let start = Instant::now();
     let mut report = TeardownReport::default();
     let mut runs = ledger::journaled_runs();
     for name in netns::list_with_prefix(crate::names::PREFIX) {
@@ -179,6 +180,7 @@ pub fn cleanup_all() -> TeardownReport {
         }
         report.merge(teardown_run(&run));
     }
+    report.elapsed_ms = start.elapsed().as_secs_f64() * 1000.0;
     report
 }
 

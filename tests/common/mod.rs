@@ -186,3 +186,49 @@ pub fn down(run: &str) {
         "state of {run} left"
     );
 }
+
+/// The run id whose journal names `pid` as owner, waiting up to `secs`
+/// until its node namespace exists.
+pub fn wait_for_run_of(pid: u32, secs: u64) -> Option<String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        for entry in std::fs::read_dir("/run/dplab")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let journal =
+                std::fs::read_to_string(entry.path().join("journal.jsonl")).unwrap_or_default();
+            if journal.contains(&format!("\"owner_pid\":{pid},")) {
+                let run = entry.file_name().into_string().ok()?;
+                if namespaces_of(&run).len() >= 3 {
+                    return Some(run);
+                }
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    None
+}
+
+/// Starts a long `dplab run` of the blog lab in the background.
+pub fn spawn_long_run(out: &Path) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_dplab"))
+        .args([
+            "run",
+            BLOG,
+            "--only",
+            "veth-routed",
+            "--duration",
+            "20s",
+            "--repetitions",
+            "1",
+            "--out",
+        ])
+        .arg(out)
+        .current_dir(root())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("dplab run starts")
+}

@@ -36,10 +36,18 @@ pub async fn up(topology: &Path, datapath: Option<&str>) -> Result<u8, Failure> 
     let text = std::fs::read_to_string(topology).context("re-reading the topology")?;
     std::fs::write(lab.ledger.dir().join(TOPOLOGY_COPY), text)
         .context("saving the topology with the lab")?;
+    let namespaces = crate::netns::list_with_prefix(&run.prefix());
+    let shown: Vec<&str> = namespaces.iter().take(6).map(String::as_str).collect();
+    let more = namespaces.len().saturating_sub(shown.len());
     eprintln!(
-        "dplab: up in {:.0} ms; namespaces: {}",
+        "dplab: up in {:.0} ms; namespaces: {}{}",
         lab.setup_ms,
-        crate::netns::list_with_prefix(&run.prefix()).join(" ")
+        shown.join(" "),
+        if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        }
     );
     eprintln!(
         "dplab: try `ip netns exec {} ping {}`",
