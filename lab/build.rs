@@ -46,7 +46,10 @@ fn compile_all(bpf_dir: &Path, out_dir: &Path) -> Result<(), String> {
         .iter()
         .filter(|p| p.extension().is_some_and(|e| e == "c"))
     {
-        compile(&clang, bpf_dir, source, out_dir)?;
+        // A C error is a bug in bpf/, not a missing tool: fail the build.
+        if let Err(e) = compile(&clang, bpf_dir, source, out_dir) {
+            panic!("{e}");
+        }
     }
     Ok(())
 }
