@@ -9,6 +9,7 @@ pub mod kinds;
 pub mod lab;
 pub mod ledger;
 pub mod names;
+pub mod ebpf;
 pub mod netns;
 pub mod probe;
 pub mod results;

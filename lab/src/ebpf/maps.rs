@@ -1,0 +1,173 @@
+//! Rust mirrors of the map keys and values in `bpf/dplab_lb.h`. Field order,
+//! sizes and padding match the C structs; addresses and ports are kept in
+//! network byte order, as the programs read them from packets.
+
+use std::net::Ipv4Addr;
+
+/// IP protocol of a service port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Proto {
+    Tcp,
+    Udp,
+}
+
+impl Proto {
+    pub const fn number(self) -> u8 {
+        match self {
+            Proto::Tcp => libc::IPPROTO_TCP as u8,
+            Proto::Udp => libc::IPPROTO_UDP as u8,
+        }
+    }
+}
+
+/// Map names, as declared in `bpf/dplab_maps.h`; also their pin file names.
+pub const SERVICES_MAP: &str = "dplab_services";
+pub const BACKENDS_MAP: &str = "dplab_backends";
+pub const CONNTRACK_MAP: &str = "dplab_ct";
+pub const ENDPOINTS_MAP: &str = "dplab_endpoints";
+pub const COUNTERS_MAP: &str = "dplab_counters";
+
+/// `struct lb_service_key`
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ServiceKey {
+    pub addr: [u8; 4],
+    pub port: [u8; 2],
+    pub proto: u8,
+    pub pad: u8,
+}
+
+impl ServiceKey {
+    pub fn new(addr: Ipv4Addr, port: u16, proto: Proto) -> Self {
+        Self {
+            addr: addr.octets(),
+            port: port.to_be_bytes(),
+            proto: proto.number(),
+            pad: 0,
+        }
+    }
+}
+
+/// `struct lb_service`
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServiceValue {
+    pub backend_count: u32,
+    pub service_id: u32,
+}
+
+/// `struct lb_backend_key`
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BackendKey {
+    pub service_id: u32,
+    pub index: u32,
+}
+
+/// `struct lb_backend`
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BackendValue {
+    pub addr: [u8; 4],
+    pub port: [u8; 2],
+    pub pad: u16,
+}
+
+impl BackendValue {
+    pub fn new(addr: Ipv4Addr, port: u16) -> Self {
+        Self {
+            addr: addr.octets(),
+            port: port.to_be_bytes(),
+            pad: 0,
+        }
+    }
+}
+
+/// `struct lb_ct_key`: `dir` is [`CT_SERVICE`] or [`CT_REVERSE`].
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConntrackKey {
+    pub saddr: [u8; 4],
+    pub daddr: [u8; 4],
+    pub sport: [u8; 2],
+    pub dport: [u8; 2],
+    pub proto: u8,
+    pub dir: u8,
+    pub pad: u16,
+}
+
+pub const CT_SERVICE: u8 = 0;
+pub const CT_REVERSE: u8 = 1;
+
+/// `struct lb_ct_value`
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConntrackValue {
+    pub addr: [u8; 4],
+    pub port: [u8; 2],
+    pub pad: u16,
+}
+
+/// `ENDPOINT_F_PLAIN_REDIRECT`: bpf_redirect to the host end instead of
+/// bpf_redirect_peer.
+pub const ENDPOINT_F_PLAIN_REDIRECT: u32 = 1;
+
+/// `struct lb_endpoint`
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EndpointValue {
+    pub ifindex: u32,
+    pub flags: u32,
+    pub pod_mac: [u8; 6],
+    pub host_mac: [u8; 6],
+}
+
+/// `struct lb_counters`, one per CPU.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CountersValue {
+    pub runs: u64,
+    pub dnat: u64,
+    pub rev_nat: u64,
+    pub redirected: u64,
+    pub passed: u64,
+    pub dropped: u64,
+}
+
+// SAFETY: all of these are repr(C) structs of integers and byte arrays with
+// explicit padding fields, so every bit pattern is valid and none has
+// uninitialised bytes.
+unsafe impl aya::Pod for ServiceKey {}
+unsafe impl aya::Pod for ServiceValue {}
+unsafe impl aya::Pod for BackendKey {}
+unsafe impl aya::Pod for BackendValue {}
+unsafe impl aya::Pod for ConntrackKey {}
+unsafe impl aya::Pod for ConntrackValue {}
+unsafe impl aya::Pod for EndpointValue {}
+unsafe impl aya::Pod for CountersValue {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::mem::size_of;
+
+    #[test]
+    fn sizes_match_the_c_header() {
+        assert_eq!(size_of::<ServiceKey>(), 8);
+        assert_eq!(size_of::<ServiceValue>(), 8);
+        assert_eq!(size_of::<BackendKey>(), 8);
+        assert_eq!(size_of::<BackendValue>(), 8);
+        assert_eq!(size_of::<ConntrackKey>(), 16);
+        assert_eq!(size_of::<ConntrackValue>(), 8);
+        assert_eq!(size_of::<EndpointValue>(), 20);
+        assert_eq!(size_of::<CountersValue>(), 48);
+    }
+
+    #[test]
+    fn service_key_is_network_order() {
+        let k = ServiceKey::new(Ipv4Addr::new(10, 96, 0, 1), 0x1451, Proto::Tcp);
+        assert_eq!(k.addr, [10, 96, 0, 1]);
+        assert_eq!(k.port, [0x14, 0x51]);
+        assert_eq!(k.proto, 6);
+    }
+}

@@ -1,0 +1,123 @@
+//! The bpffs folder of a run: /sys/fs/bpf/dplab/<run-id>/ holds the shared
+//! maps (by name) and `links/` the pinned TCX attachments. Removing it frees
+//! everything: a pinned link whose file goes away (and which no process
+//! holds) detaches its program.
+
+use std::path::{Path, PathBuf};
+
+use super::EbpfError;
+
+pub const BPFFS: &str = "/sys/fs/bpf";
+pub const PIN_ROOT: &str = "/sys/fs/bpf/dplab";
+
+/// The run's pin folder; rejects ids that could escape PIN_ROOT.
+pub fn pin_dir(run_id: &str) -> Result<PathBuf, EbpfError> {
+    let valid = !run_id.is_empty()
+        && run_id != "."
+        && run_id != ".."
+        && run_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
+    if !valid {
+        return Err(EbpfError::InvalidRunId(run_id.to_string()));
+    }
+    Ok(Path::new(PIN_ROOT).join(run_id))
+}
+
+pub(crate) fn links_dir(run_id: &str) -> Result<PathBuf, EbpfError> {
+    Ok(pin_dir(run_id)?.join("links"))
+}
+
+pub(crate) fn create_dir(path: &Path) -> Result<(), EbpfError> {
+    std::fs::create_dir_all(path).map_err(|source| EbpfError::Pins {
+        path: path.to_path_buf(),
+        op: "create folder",
+        source,
+    })
+}
+
+/// Run ids that have a pin folder (left by a running lab or a crash).
+pub fn list_pinned_runs() -> Vec<String> {
+    let mut runs: Vec<String> = std::fs::read_dir(PIN_ROOT)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    runs.sort();
+    runs
+}
+
+/// Removes a run's pins: its maps and the links that keep its programs
+/// attached. Gone already counts as removed. Drops PIN_ROOT when it empties.
+pub fn remove_pins(run_id: &str) -> Result<(), EbpfError> {
+    let dir = pin_dir(run_id)?;
+    match std::fs::remove_dir_all(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(source) => {
+            return Err(EbpfError::Pins {
+                path: dir,
+                op: "remove folder",
+                source,
+            })
+        }
+    }
+    // Fails while other runs still have pins, which is what we want.
+    let _ = std::fs::remove_dir(PIN_ROOT);
+    Ok(())
+}
+
+/// Mounts bpffs at /sys/fs/bpf unless one is there already, as Cilium and
+/// Calico do on a node without it. Never unmounted: other tools may pin there.
+pub fn ensure_bpffs() -> Result<(), EbpfError> {
+    use nix::mount::{mount, MsFlags};
+    if bpffs_mounted() {
+        return Ok(());
+    }
+    mount(
+        Some("bpffs"),
+        BPFFS,
+        Some("bpf"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RELATIME,
+        Some("mode=0700"),
+    )
+    .map_err(|e| EbpfError::Pins {
+        path: BPFFS.into(),
+        op: "mount bpffs",
+        source: e.into(),
+    })
+}
+
+/// Whether the kernel offers bpffs at all.
+pub fn bpffs_supported() -> bool {
+    std::fs::read_to_string("/proc/filesystems").is_ok_and(|s| {
+        s.lines()
+            .any(|l| l.split_whitespace().last() == Some("bpf"))
+    })
+}
+
+/// Whether /sys/fs/bpf is a mounted bpffs (pins need it).
+pub fn bpffs_mounted() -> bool {
+    const BPF_FS_MAGIC: i64 = 0xcafe4a11;
+    // f_type is i64 on x86_64 but narrower elsewhere.
+    #[allow(clippy::unnecessary_cast)]
+    nix::sys::statfs::statfs(BPFFS)
+        .map(|s| s.filesystem_type().0 as i64 == BPF_FS_MAGIC)
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_ids_cannot_escape() {
+        assert!(pin_dir("3f9a").is_ok());
+        assert!(pin_dir("dlte-x_1").is_ok());
+        assert!(pin_dir("..").is_err());
+        assert!(pin_dir("a/b").is_err());
+        assert!(pin_dir("").is_err());
+    }
+}
