@@ -11,7 +11,7 @@ use crate::kinds::{Datapath, ServiceProxy as ProxyKind};
 use crate::ledger::{Entry, Ledger};
 use crate::names::RunId;
 use crate::netns;
-use crate::service::{iptables::Iptables, Proof, ServiceProxy};
+use crate::service::{ebpf::EbpfProxy, iptables::Iptables, Proof, ServiceProxy};
 use crate::teardown::{teardown_run, TeardownReport};
 use crate::topology::Plan;
 
@@ -53,12 +53,7 @@ impl Lab {
         )?;
         let mut proxy: Box<dyn ServiceProxy + Send> = match datapath.service_proxy() {
             ProxyKind::Iptables => Box::new(Iptables::default()),
-            ProxyKind::Ebpf => {
-                return Err(fail(
-                    &run,
-                    LabError::Unsupported("the eBPF service proxy is not built in yet".into()),
-                ))
-            }
+            ProxyKind::Ebpf => Box::new(EbpfProxy::default()),
         };
         match build(plan, datapath, &run, &ledger, proxy.as_mut()).await {
             Ok(()) => {

@@ -4,12 +4,12 @@
 pub mod cli;
 pub mod commands;
 pub mod datapath;
+pub mod ebpf;
 pub mod error;
 pub mod kinds;
 pub mod lab;
 pub mod ledger;
 pub mod names;
-pub mod ebpf;
 pub mod netns;
 pub mod probe;
 pub mod results;

@@ -139,16 +139,39 @@ impl Tally {
 
 /// Why a sample's proof contradicts the cell's name, if it does.
 fn contradiction(spec: &CellSpec, proof: &Proof) -> Option<String> {
-    let dnat = proof.get(IPTABLES_PROOF).copied();
-    match (spec.target, spec.datapath.service_proxy(), dnat) {
-        (Target::ClusterIp, crate::kinds::ServiceProxy::Iptables, Some(0) | None) => Some(format!(
-            "proof: the iptables DNAT counters did not move, so the traffic did not go through the cluster IP ({IPTABLES_PROOF} = 0)"
-        )),
-        (Target::PodIp, _, Some(n)) if n > 0 => Some(format!(
-            "proof: {n} packets were DNATed although the client connected to the pod IP"
-        )),
-        _ => None,
+    use crate::kinds::ServiceProxy;
+    use crate::service::ebpf::{REDIRECTED, SERVICE_HITS};
+    let get = |name: &str| proof.get(name).copied().unwrap_or(0);
+    let dnat = get(IPTABLES_PROOF);
+    let hits = get(SERVICE_HITS);
+    match (spec.target, spec.datapath.service_proxy()) {
+        (Target::ClusterIp, ServiceProxy::Iptables) if dnat == 0 => {
+            return Some(format!(
+                "proof: the iptables DNAT counters did not move, so the traffic did not go through the cluster IP ({IPTABLES_PROOF} = 0)"
+            ))
+        }
+        (Target::ClusterIp, ServiceProxy::Ebpf) if hits == 0 => {
+            return Some(format!("proof: the eBPF programs translated no packet to the cluster IP ({SERVICE_HITS} = 0)"))
+        }
+        (Target::PodIp, _) if dnat > 0 || hits > 0 => {
+            return Some(format!(
+                "proof: {} packets were translated ({IPTABLES_PROOF} {dnat}, {SERVICE_HITS} {hits}) although the client connected to the pod IP",
+                dnat + hits
+            ))
+        }
+        _ => {}
     }
+    if spec.datapath.service_proxy() == ServiceProxy::Ebpf && dnat > 0 {
+        return Some(format!(
+            "proof: {dnat} packets went through iptables DNAT on an eBPF datapath"
+        ));
+    }
+    if spec.datapath == Datapath::VethEbpf && get(REDIRECTED) == 0 {
+        return Some(format!(
+            "proof: no packet was redirected between pods by eBPF ({REDIRECTED} = 0)"
+        ));
+    }
+    None
 }
 
 /// The reason a failed sample gives, with what it means on this datapath.
@@ -247,6 +270,27 @@ mod tests {
         assert!(reason.contains("reverse NAT"));
         let plain = explain_failure(&spec(Datapath::Bridge, Target::ClusterIp), "no connection");
         assert_eq!(plain, "no connection");
+    }
+
+    #[test]
+    fn ebpf_cells_need_ebpf_translations_and_no_dnat() {
+        let ebpf = |hits: i64, dnat: i64, redirected: i64| {
+            Proof::from([
+                (IPTABLES_PROOF.to_string(), dnat),
+                ("bpf_service_hits".to_string(), hits),
+                ("bpf_redirected".to_string(), redirected),
+            ])
+        };
+        let cell = |target, proof| {
+            let mut t = Tally::new(spec(Datapath::VethEbpf, target));
+            t.add(sample(10.0), proof);
+            t.into_cell().status
+        };
+        assert_eq!(cell(Target::ClusterIp, ebpf(5, 0, 100)), CellStatus::Ok);
+        assert_eq!(cell(Target::ClusterIp, ebpf(0, 0, 100)), CellStatus::Failed);
+        assert_eq!(cell(Target::ClusterIp, ebpf(5, 1, 100)), CellStatus::Failed);
+        assert_eq!(cell(Target::PodIp, ebpf(0, 0, 100)), CellStatus::Ok);
+        assert_eq!(cell(Target::PodIp, ebpf(0, 0, 0)), CellStatus::Failed);
     }
 
     #[test]

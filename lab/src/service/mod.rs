@@ -2,6 +2,7 @@
 //! one file per implementation, chosen by the datapath
 //! ([`crate::kinds::Datapath::service_proxy`]).
 
+pub mod ebpf;
 pub mod iptables;
 
 use std::collections::BTreeMap;
