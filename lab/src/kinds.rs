@@ -123,6 +123,44 @@ impl fmt::Display for Target {
     }
 }
 
+/// How pod traffic crosses nodes in a multi-node lab.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Overlay {
+    /// Each node routes the other nodes' pod CIDRs via their underlay
+    /// addresses, no encapsulation (Calico's BGP mode).
+    Routed,
+    /// A VXLAN device per node with static FDB and neighbour entries
+    /// (Flannel's vxlan backend).
+    Vxlan,
+}
+
+impl Overlay {
+    pub const ALL: [Overlay; 2] = [Overlay::Routed, Overlay::Vxlan];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Overlay::Routed => "routed",
+            Overlay::Vxlan => "vxlan",
+        }
+    }
+}
+
+impl FromStr for Overlay {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Overlay::ALL
+            .into_iter()
+            .find(|o| o.name() == s)
+            .ok_or_else(|| format!("unknown overlay \"{s}\" (known: routed, vxlan)"))
+    }
+}
+
+impl fmt::Display for Overlay {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// Workload names (CONTRACT.md); the workload module parses them.
 pub const WORKLOAD_NAMES: [&str; 6] = [
     "tcp-stream",

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use crate::datapath::{self, LabNet};
 use crate::error::{LabError, Result};
-use crate::kinds::{Datapath, ServiceProxy as ProxyKind};
+use crate::kinds::{Datapath, Overlay, ServiceProxy as ProxyKind};
 use crate::ledger::{Entry, Ledger};
 use crate::names::RunId;
 use crate::netns;
@@ -26,6 +26,7 @@ pub struct Lab {
     pub run: RunId,
     pub plan: Plan,
     pub datapath: Datapath,
+    pub overlay: Option<Overlay>,
     pub ledger: Ledger,
     pub setup_ms: f64,
     pub proxy: Box<dyn ServiceProxy + Send>,
@@ -37,7 +38,12 @@ impl Lab {
     // The build lock is a plain mutex on purpose: only the signal thread
     // (not a task) ever waits for it.
     #[allow(clippy::await_holding_lock)]
-    pub async fn up(plan: &Plan, datapath: Datapath, run: RunId) -> Result<Lab> {
+    pub async fn up(
+        plan: &Plan,
+        datapath: Datapath,
+        overlay: Option<Overlay>,
+        run: RunId,
+    ) -> Result<Lab> {
         let start = Instant::now();
         let guard = BUILD_LOCK.lock().unwrap_or_else(|p| p.into_inner());
         *ACTIVE_RUN.lock().unwrap_or_else(|p| p.into_inner()) = Some(run.clone());
@@ -46,7 +52,10 @@ impl Lab {
             Entry::Run {
                 run_id: run.to_string(),
                 topology: plan.name.clone(),
-                datapath: datapath.to_string(),
+                datapath: match overlay {
+                    Some(o) => format!("{datapath}+{o}"),
+                    None => datapath.to_string(),
+                },
                 owner_pid: std::process::id(),
                 started_at: chrono::Utc::now().to_rfc3339(),
             },
@@ -55,13 +64,14 @@ impl Lab {
             ProxyKind::Iptables => Box::new(Iptables::default()),
             ProxyKind::Ebpf => Box::new(EbpfProxy::default()),
         };
-        match build(plan, datapath, &run, &ledger, proxy.as_mut()).await {
+        match build(plan, datapath, overlay, &run, &ledger, proxy.as_mut()).await {
             Ok(()) => {
                 drop(guard);
                 Ok(Lab {
                     run,
                     plan: plan.clone(),
                     datapath,
+                    overlay,
                     ledger,
                     setup_ms: start.elapsed().as_secs_f64() * 1000.0,
                     proxy,
@@ -78,7 +88,31 @@ impl Lab {
 
     /// Counters of the service proxy (proof of path).
     pub fn proof(&self) -> Result<Proof> {
-        self.proxy.counters(&self.run, &self.plan)
+        let mut proof = self.proxy.counters(&self.run, &self.plan)?;
+        if self.plan.underlay.is_some() {
+            let (rx, tx) = self.vxlan_packets()?;
+            proof.insert("vxlan_rx_packets".into(), rx);
+            proof.insert("vxlan_tx_packets".into(), tx);
+        }
+        Ok(proof)
+    }
+
+    /// Packets through the nodes' VXLAN devices (0 without any).
+    fn vxlan_packets(&self) -> Result<(i64, i64)> {
+        let (mut rx, mut tx) = (0, 0);
+        for node in &self.plan.nodes {
+            let dev = self.run.link("vx");
+            if let Some((r, t)) = crate::overlay::link_packets(&self.run.netns(&node.name), &dev)? {
+                rx += r;
+                tx += t;
+            }
+        }
+        Ok((rx, tx))
+    }
+
+    /// Namespace of a pod or node endpoint.
+    pub fn endpoint_ns(&self, e: crate::topology::Endpoint) -> String {
+        self.run.netns(self.plan.endpoint_name(e))
     }
 
     pub fn pod_ns(&self, pod: usize) -> String {
@@ -115,6 +149,7 @@ fn fail(run: &RunId, err: LabError) -> LabError {
 async fn build(
     plan: &Plan,
     datapath: Datapath,
+    overlay: Option<Overlay>,
     run: &RunId,
     ledger: &Ledger,
     proxy: &mut (dyn ServiceProxy + Send),
@@ -123,14 +158,24 @@ async fn build(
         .nodes
         .iter()
         .map(|n| &n.name)
-        .chain(plan.pods.iter().map(|p| &p.name));
+        .chain(plan.pods.iter().map(|p| &p.name))
+        .map(String::as_str)
+        .chain(plan.underlay.iter().map(|_| crate::overlay::UNDERLAY_NS));
     for name in namespaces {
         let ns = run.netns(name);
         ledger.record(&Entry::Netns { name: ns.clone() })?;
         netns::create(&ns)?;
     }
-    let net = LabNet::open(run, plan, ledger)?;
+    let mut net = LabNet::open(run, plan, ledger)?;
+    let overlay = match (plan.underlay.is_some(), overlay) {
+        (true, None) => Some(Overlay::Routed),
+        (_, o) => o,
+    };
+    net.pod_mtu = crate::overlay::pod_mtu(&net, overlay);
     datapath::wire(datapath, &net).await?;
+    if let (Some(o), true) = (overlay, plan.underlay.is_some()) {
+        crate::overlay::wire(&net, o).await?;
+    }
     inject_fault("after-wiring")?;
     proxy.install(&net, datapath)?;
     Ok(())

@@ -11,6 +11,7 @@ pub mod lab;
 pub mod ledger;
 pub mod names;
 pub mod netns;
+pub mod overlay;
 pub mod probe;
 pub mod results;
 pub mod runner;

@@ -30,7 +30,11 @@ pub async fn up(topology: &Path, datapath: Option<&str>) -> Result<u8, Failure> 
     super::require_root()?;
     let run = RunId::fresh();
     eprintln!("dplab: building {} with {datapath} as run {run}", plan.name);
-    let lab = Lab::up(&plan, datapath, run.clone())
+    let overlay = plan
+        .matrix
+        .as_ref()
+        .and_then(|m| m.overlays.first().copied());
+    let lab = Lab::up(&plan, datapath, overlay, run.clone())
         .await
         .with_context(|| format!("building {} with {datapath}", plan.name))?;
     let text = std::fs::read_to_string(topology).context("re-reading the topology")?;
@@ -79,7 +83,9 @@ pub fn find_running(run: &str) -> Result<RunningLab, Failure> {
     let datapath = journal
         .iter()
         .find_map(|e| match e {
-            Entry::Run { datapath, .. } => Datapath::from_str(datapath).ok(),
+            Entry::Run { datapath, .. } => {
+                Datapath::from_str(datapath.split('+').next().unwrap_or(datapath)).ok()
+            }
             _ => None,
         })
         .ok_or_else(|| bad_input(format!("run {id} is not a lab built by `dplab up`")))?;

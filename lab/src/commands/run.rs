@@ -38,15 +38,17 @@ pub async fn run(topology: &Path, flags: RunFlags) -> Result<u8, Failure> {
     });
     let run = RunId::fresh();
     eprintln!(
-        "dplab: run {run}: {} datapaths x {} targets x {} workloads, {} x {:?} each, tool {}",
+        "dplab: run {run}: {} overlays x {} datapaths x {} paths x {} workloads, {} x {:?} each, tool {}",
+        opts.overlays.len(),
         opts.datapaths.len(),
-        opts.targets.len(),
+        opts.paths.len(),
         opts.workloads.len(),
         opts.repetitions,
         opts.duration,
         opts.tool
     );
-    let cells_per_rep = opts.datapaths.len() * opts.targets.len() * opts.workloads.len();
+    let cells_per_rep =
+        opts.overlays.len() * opts.datapaths.len() * opts.paths.len() * opts.workloads.len();
     let progress = Progress::new(cells_per_rep * opts.repetitions as usize);
     let (cells, benchmarks) = runner::run_matrix(&run, &plan, &opts, &progress).await;
     let results = runner::results(&run, &plan, &opts, started, cells, benchmarks);
@@ -129,11 +131,13 @@ fn options(plan: &Plan, flags: &RunFlags) -> Result<RunOptions, Failure> {
     }
     Ok(RunOptions {
         datapaths,
-        targets: matrix.targets.clone(),
+        overlays: if matrix.overlays.is_empty() {
+            vec![None]
+        } else {
+            matrix.overlays.iter().map(|&o| Some(o)).collect()
+        },
+        paths: matrix.paths.clone(),
         workloads,
-        client: matrix.client,
-        server: matrix.server,
-        service: matrix.service,
         duration,
         repetitions,
         tool,
@@ -144,6 +148,14 @@ fn options(plan: &Plan, flags: &RunFlags) -> Result<RunOptions, Failure> {
 /// client pod), so the proxy holds as many rules as a cluster with that
 /// many services. They take cluster IPs after the topology's own.
 fn add_extra_services(plan: &mut Plan, opts: &RunOptions, count: u32) -> Result<(), Failure> {
+    let backends: Vec<usize> = plan
+        .pods
+        .iter()
+        .take(2)
+        .enumerate()
+        .map(|(i, _)| i)
+        .collect();
+    let _ = opts;
     let taken: Vec<std::net::Ipv4Addr> = plan.services.iter().map(|s| s.cluster_ip).collect();
     let mut ips = plan.service_cidr.hosts().filter(|ip| !taken.contains(ip));
     for i in 0..count {
@@ -159,7 +171,7 @@ fn add_extra_services(plan: &mut Plan, opts: &RunOptions, count: u32) -> Result<
             port: 80,
             target_port: 8080,
             protocol: crate::topology::Protocol::Tcp,
-            backends: vec![opts.server, opts.client],
+            backends: backends.clone(),
         });
     }
     Ok(())

@@ -16,6 +16,8 @@ pub struct LabNet<'a> {
     pub run: &'a RunId,
     pub plan: &'a Plan,
     pub ledger: &'a Ledger,
+    /// MTU of the pods' interfaces when an overlay needs a smaller one.
+    pub pod_mtu: Option<u32>,
     links: HashMap<String, Netlink>,
 }
 
@@ -28,7 +30,12 @@ impl<'a> LabNet<'a> {
             .nodes
             .iter()
             .map(|n| run.netns(&n.name))
-            .chain(plan.pods.iter().map(|p| run.netns(&p.name)));
+            .chain(plan.pods.iter().map(|p| run.netns(&p.name)))
+            .chain(
+                plan.underlay
+                    .iter()
+                    .map(|_| run.netns(crate::overlay::UNDERLAY_NS)),
+            );
         for ns in names {
             let nl = Netlink::open(&ns)?;
             links.insert(ns, nl);
@@ -37,6 +44,7 @@ impl<'a> LabNet<'a> {
             run,
             plan,
             ledger,
+            pod_mtu: None,
             links,
         })
     }
@@ -97,6 +105,10 @@ impl<'a> LabNet<'a> {
         let node = self.nl(&node_ns);
         node.add_veth(&host, &peer).await?;
         node.set_alias(&host, &p.name).await?;
+        if let Some(mtu) = self.pod_mtu {
+            node.set_mtu(&host, mtu).await?;
+            node.set_mtu(&peer, mtu).await?;
+        }
         node.move_to(&peer, &pod_ns, &p.interface).await?;
         node.set_up(&host).await?;
         self.nl(&pod_ns).set_up(&p.interface).await?;

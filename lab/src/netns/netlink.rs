@@ -152,6 +152,88 @@ impl Netlink {
             .map_err(self.err("create", what))
     }
 
+    /// The link's MAC address.
+    pub async fn mac(&self, name: &str) -> Result<Vec<u8>, NetlinkError> {
+        let mut links = self
+            .handle
+            .link()
+            .get()
+            .match_name(name.to_string())
+            .execute();
+        let msg = links
+            .try_next()
+            .await
+            .map_err(self.err("find link", name))?;
+        Ok(msg
+            .and_then(|m| {
+                m.attributes.into_iter().find_map(|a| match a {
+                    LinkAttribute::Address(mac) => Some(mac),
+                    _ => None,
+                })
+            })
+            .unwrap_or_default())
+    }
+
+    /// A VXLAN device as Flannel makes it: no learning, static FDB entries
+    /// added by [`Self::add_fdb`], local address and parent device given.
+    pub async fn add_vxlan(
+        &self,
+        name: &str,
+        vni: u32,
+        local: Ipv4Addr,
+        parent: &str,
+        port: u16,
+    ) -> Result<(), NetlinkError> {
+        let parent_index = self.index(parent).await?;
+        let msg = rtnetlink::LinkVxlan::new(name, vni)
+            .dev(parent_index)
+            .local(local)
+            .port(port)
+            .learning(false)
+            .build();
+        self.add_link(msg, name).await
+    }
+
+    /// A permanent neighbour entry: `ip` is at `mac` on `dev`.
+    pub async fn add_neighbour(
+        &self,
+        dev: &str,
+        ip: Ipv4Addr,
+        mac: &[u8],
+    ) -> Result<(), NetlinkError> {
+        use rtnetlink::packet_route::neighbour::NeighbourState;
+        let index = self.index(dev).await?;
+        self.handle
+            .neighbours()
+            .add(index, IpAddr::V4(ip))
+            .link_layer_address(mac)
+            .state(NeighbourState::Permanent)
+            .execute()
+            .await
+            .map_err(self.err("add neighbour", format!("{ip} on {dev}")))
+    }
+
+    /// A permanent FDB entry of a VXLAN device: frames for `mac` go to the
+    /// VTEP at `remote`.
+    pub async fn add_fdb(
+        &self,
+        dev: &str,
+        mac: &[u8],
+        remote: Ipv4Addr,
+    ) -> Result<(), NetlinkError> {
+        use rtnetlink::packet_route::neighbour::{NeighbourFlags, NeighbourState};
+        let index = self.index(dev).await?;
+        self.handle
+            .neighbours()
+            .add_bridge(index, mac)
+            .destination(IpAddr::V4(remote))
+            .flags(NeighbourFlags::Own)
+            .state(NeighbourState::Permanent)
+            .execute()
+            .await
+            .map_err(self.err("add fdb entry", format!("{remote} on {dev}")))
+    }
+
     pub async fn add_bridge(&self, name: &str) -> Result<(), NetlinkError> {
         self.handle
             .link()

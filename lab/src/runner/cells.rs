@@ -4,10 +4,10 @@ use std::collections::BTreeMap;
 
 use super::RunOptions;
 use crate::error::LabError;
-use crate::kinds::{Datapath, Target};
+use crate::kinds::{Datapath, Overlay, Target};
 use crate::results::{Cell, CellStatus, Metric};
 use crate::service::Proof;
-use crate::topology::Plan;
+use crate::topology::{PathPlan, Plan};
 use crate::workload::{Sample, Workload};
 
 /// Counter that proves the iptables proxy translated a connection.
@@ -16,6 +16,10 @@ pub const IPTABLES_PROOF: &str = "iptables_dnat_packets";
 #[derive(Debug, Clone)]
 pub struct CellSpec {
     pub datapath: Datapath,
+    pub overlay: Option<Overlay>,
+    pub path: PathPlan,
+    /// `same-node` or `cross-node`, for multi-node labs.
+    pub placement: Option<&'static str>,
     pub target: Target,
     pub workload: Workload,
     pub client: String,
@@ -23,20 +27,26 @@ pub struct CellSpec {
     pub tool: String,
 }
 
-/// Every (datapath, target, workload) of the run, in report order.
+/// Every (overlay, datapath, path, workload) of the run, in report order.
 pub fn specs(plan: &Plan, opts: &RunOptions) -> Vec<CellSpec> {
     let mut out = Vec::new();
-    for &datapath in &opts.datapaths {
-        for &target in &opts.targets {
-            for &workload in &opts.workloads {
-                out.push(CellSpec {
-                    datapath,
-                    target,
-                    workload,
-                    client: plan.pods[opts.client].name.clone(),
-                    server: plan.pods[opts.server].name.clone(),
-                    tool: opts.tool.to_string(),
-                });
+    for &overlay in &opts.overlays {
+        for &datapath in &opts.datapaths {
+            for path in &opts.paths {
+                let same = plan.endpoint_node(path.client) == plan.endpoint_node(path.server);
+                for &workload in &opts.workloads {
+                    out.push(CellSpec {
+                        datapath,
+                        overlay,
+                        path: path.clone(),
+                        placement: overlay.map(|_| if same { "same-node" } else { "cross-node" }),
+                        target: path.target,
+                        workload,
+                        client: plan.endpoint_name(path.client).to_string(),
+                        server: plan.endpoint_name(path.server).to_string(),
+                        tool: opts.tool.to_string(),
+                    });
+                }
             }
         }
     }
@@ -125,8 +135,8 @@ impl Tally {
             tool: self.spec.tool,
             client: self.spec.client,
             server: self.spec.server,
-            overlay: None,
-            placement: None,
+            overlay: self.spec.overlay.map(|o| o.to_string()),
+            placement: self.spec.placement.map(str::to_string),
             status,
             reason,
             setup_ms: median(self.setups_ms),
@@ -165,6 +175,15 @@ fn contradiction(spec: &CellSpec, proof: &Proof) -> Option<String> {
         return Some(format!(
             "proof: {dnat} packets went through iptables DNAT on an eBPF datapath"
         ));
+    }
+    if spec.overlay == Some(Overlay::Vxlan)
+        && spec.placement == Some("cross-node")
+        && get("vxlan_tx_packets") == 0
+    {
+        return Some("proof: nothing went through the VXLAN devices although the path crosses nodes over vxlan (vxlan_tx_packets = 0)".into());
+    }
+    if spec.overlay == Some(Overlay::Routed) && get("vxlan_tx_packets") > 0 {
+        return Some("proof: packets went through a VXLAN device in a routed lab".into());
     }
     if spec.datapath == Datapath::VethEbpf && get(REDIRECTED) == 0 {
         return Some(format!(
@@ -211,8 +230,17 @@ mod tests {
     use super::*;
 
     fn spec(datapath: Datapath, target: Target) -> CellSpec {
+        use crate::topology::Endpoint;
         CellSpec {
             datapath,
+            overlay: None,
+            path: PathPlan {
+                client: Endpoint::Pod(1),
+                server: Endpoint::Pod(0),
+                target,
+                service: None,
+            },
+            placement: None,
             target,
             workload: Workload::TcpStream,
             client: "pod-b".into(),

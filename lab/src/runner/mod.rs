@@ -12,13 +12,12 @@ pub use progress::Progress;
 
 use std::time::Duration;
 
-use crate::error::LabError;
-use crate::kinds::{Datapath, Target};
+use crate::kinds::{Datapath, Overlay, Target};
 use crate::lab::Lab;
 use crate::names::RunId;
 use crate::results::{Cell, Results};
 use crate::service::proof_delta;
-use crate::topology::Plan;
+use crate::topology::{Endpoint, PathPlan, Plan};
 use crate::workload::{self, Endpoints, Params, Tool, Workload};
 
 /// Port servers listen on when no service names one (iperf3's).
@@ -28,11 +27,10 @@ const DEFAULT_SERVER_PORT: u16 = 5201;
 #[derive(Debug, Clone)]
 pub struct RunOptions {
     pub datapaths: Vec<Datapath>,
-    pub targets: Vec<Target>,
+    /// `[None]` for single-node labs.
+    pub overlays: Vec<Option<Overlay>>,
+    pub paths: Vec<PathPlan>,
     pub workloads: Vec<Workload>,
-    pub client: usize,
-    pub server: usize,
-    pub service: Option<usize>,
     pub duration: Duration,
     pub repetitions: u32,
     pub tool: Tool,
@@ -61,49 +59,60 @@ pub async fn run_matrix(
     let mut tallies: Vec<Tally> = specs.iter().map(|s| Tally::new(s.clone())).collect();
     let mut benchmarks = Vec::new();
     // A datapath that cannot be built here is skipped once and not retried.
-    let mut unbuildable: Vec<(Datapath, LabError)> = Vec::new();
+    let mut unbuildable: Vec<(Datapath, Option<Overlay>)> = Vec::new();
     let params = opts.params();
+    let labs: Vec<(Datapath, Option<Overlay>)> = opts
+        .overlays
+        .iter()
+        .flat_map(|&o| opts.datapaths.iter().map(move |&d| (d, o)))
+        .collect();
     for rep in 0..opts.repetitions {
-        for &dp in &opts.datapaths {
-            if unbuildable.iter().any(|(d, _)| *d == dp) {
+        for (i, &(dp, overlay)) in labs.iter().enumerate() {
+            if unbuildable.contains(&(dp, overlay)) {
                 continue;
             }
-            let lab_run = if rep == 0 && dp == opts.datapaths[0] {
+            let ours = |t: &&mut Tally| t.spec.datapath == dp && t.spec.overlay == overlay;
+            let lab_run = if rep == 0 && i == 0 {
                 run.clone()
             } else {
                 RunId::fresh()
             };
+            let label = match overlay {
+                Some(o) => format!("{dp} over {o}"),
+                None => dp.to_string(),
+            };
             progress.note(&format!(
-                "repetition {}/{}: building {dp}",
+                "repetition {}/{}: building {label}",
                 rep + 1,
                 opts.repetitions
             ));
-            let lab = match Lab::up(plan, dp, lab_run).await {
+            let lab = match Lab::up(plan, dp, overlay, lab_run).await {
                 Ok(lab) => lab,
                 Err(e) => {
-                    for t in tallies.iter_mut().filter(|t| t.spec.datapath == dp) {
+                    for t in tallies.iter_mut().filter(ours) {
                         t.build_failed(&e);
                     }
-                    unbuildable.push((dp, e));
+                    unbuildable.push((dp, overlay));
                     continue;
                 }
             };
-            benchmarks.push((format!("setup_ms.{dp}"), lab.setup_ms));
+            let dp_key = label.replace(" over ", "+");
+            benchmarks.push((format!("setup_ms.{dp_key}"), lab.setup_ms));
             if let Some(ms) = lab.proxy.program_ms() {
-                benchmarks.push((format!("service_program_ms.{dp}"), ms));
+                benchmarks.push((format!("service_program_ms.{dp_key}"), ms));
             }
             let setup_ms = lab.setup_ms;
-            for tally in tallies.iter_mut().filter(|t| t.spec.datapath == dp) {
+            for tally in tallies.iter_mut().filter(ours) {
                 tally.setups_ms.push(setup_ms);
                 if tally.is_done() {
                     continue;
                 }
                 progress.cell(&tally.spec, rep + 1, opts.repetitions);
-                measure(&lab, plan, opts, &params, tally, progress);
+                measure(&lab, plan, opts.tool, &params, tally, progress);
             }
             let report = lab.down();
-            benchmarks.push((format!("teardown_ms.{dp}"), report.elapsed_ms));
-            for tally in tallies.iter_mut().filter(|t| t.spec.datapath == dp) {
+            benchmarks.push((format!("teardown_ms.{dp_key}"), report.elapsed_ms));
+            for tally in tallies.iter_mut().filter(ours) {
                 tally.teardowns_ms.push(report.elapsed_ms);
                 if !report.is_clean() {
                     tally.fail(format!("teardown failed: {}", report.errors.join("; ")));
@@ -122,13 +131,13 @@ pub async fn run_matrix(
 fn measure(
     lab: &Lab,
     plan: &Plan,
-    opts: &RunOptions,
+    tool: Tool,
     params: &Params,
     tally: &mut Tally,
     progress: &Progress,
 ) {
     let spec = tally.spec.clone();
-    let endpoints = match endpoints(lab, plan, opts, spec.target) {
+    let endpoints = match endpoints(lab, plan, &spec.path) {
         Ok(e) => e,
         Err(reason) => return tally.skip(reason),
     };
@@ -141,7 +150,7 @@ fn measure(
     let sample = tokio::task::block_in_place(|| {
         workload::run_sample(
             spec.workload,
-            opts.tool,
+            tool,
             params,
             &endpoints,
             &recorder,
@@ -156,31 +165,28 @@ fn measure(
     }
 }
 
-/// Where the client connects for `target`.
-fn endpoints(
-    lab: &Lab,
-    plan: &Plan,
-    opts: &RunOptions,
-    target: Target,
-) -> Result<Endpoints, String> {
-    let server = &plan.pods[opts.server];
-    let service = opts.service.map(|s| &plan.services[s]);
+/// Where the client of a path connects.
+fn endpoints(lab: &Lab, plan: &Plan, path: &PathPlan) -> Result<Endpoints, String> {
+    let service = path.service.map(|s| &plan.services[s]);
     let server_port = service
         .map(|s| s.target_port)
         .unwrap_or(DEFAULT_SERVER_PORT);
-    let addr = match target {
-        Target::PodIp => std::net::SocketAddr::from((server.address, server_port)),
-        Target::ClusterIp => {
+    let addr = match (path.target, path.server) {
+        (Target::ClusterIp, _) => {
             let s = service.ok_or("no service is backed by the server pod")?;
             std::net::SocketAddr::from((s.cluster_ip, s.port))
         }
-        Target::NodeIp => {
-            return Err("node-ip targets need a multi-node topology, not built yet".into())
+        (_, Endpoint::Pod(p)) => std::net::SocketAddr::from((plan.pods[p].address, server_port)),
+        (_, Endpoint::Node(n)) => {
+            let ip = plan.nodes[n]
+                .underlay_ip
+                .ok_or("node-ip targets need a multi-node topology (an underlay)")?;
+            std::net::SocketAddr::from((ip, server_port))
         }
     };
     Ok(Endpoints {
-        client_netns: lab.pod_ns(opts.client),
-        server_netns: lab.pod_ns(opts.server),
+        client_netns: lab.endpoint_ns(path.client),
+        server_netns: lab.endpoint_ns(path.server),
         server_port,
         target: addr,
     })

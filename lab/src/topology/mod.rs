@@ -8,7 +8,10 @@ mod raw;
 mod validate;
 
 pub use error::TopologyError;
-pub use plan::{parse_duration, Matrix, NodePlan, Plan, PodPlan, Protocol, ServicePlan};
+pub use plan::{
+    parse_duration, Endpoint, Matrix, NodePlan, PathPlan, Plan, PodPlan, Protocol, ServicePlan,
+    UnderlayPlan,
+};
 
 use std::path::Path;
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use ipnet::Ipv4Net;
 
-use crate::kinds::{Datapath, Target};
+use crate::kinds::{Datapath, Overlay, Target};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
@@ -18,7 +18,17 @@ pub struct Plan {
     pub nodes: Vec<NodePlan>,
     pub pods: Vec<PodPlan>,
     pub services: Vec<ServicePlan>,
+    /// Present when the lab has more than one node.
+    pub underlay: Option<UnderlayPlan>,
     pub matrix: Option<Matrix>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnderlayPlan {
+    pub cidr: Ipv4Net,
+    pub mtu: u32,
+    /// tc tbf rate of every node's underlay link, e.g. "1gbit".
+    pub rate: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -29,6 +39,8 @@ pub struct NodePlan {
     pub gateway: Ipv4Addr,
     /// Link-local gateway of routed datapaths (veth-routed, veth-ebpf).
     pub routed_gateway: Ipv4Addr,
+    /// The node's own address on the underlay (multi-node labs).
+    pub underlay_ip: Option<Ipv4Addr>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -66,17 +78,31 @@ pub struct ServicePlan {
     pub backends: Vec<usize>,
 }
 
+/// A workload endpoint: a pod, or a node's own network (host network).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Pod(usize),
+    Node(usize),
+}
+
+/// One client -> server pair of the matrix and what the client connects to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PathPlan {
+    pub client: Endpoint,
+    pub server: Endpoint,
+    pub target: Target,
+    /// The service of cluster-ip targets.
+    pub service: Option<usize>,
+}
+
 /// What `dplab run` measures.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Matrix {
     pub datapaths: Vec<Datapath>,
-    pub targets: Vec<Target>,
+    /// Empty for single-node labs.
+    pub overlays: Vec<Overlay>,
+    pub paths: Vec<PathPlan>,
     pub workloads: Vec<String>,
-    /// Pod index of the client and of the server.
-    pub client: usize,
-    pub server: usize,
-    /// Index of the service measured by cluster-ip cells.
-    pub service: Option<usize>,
     pub duration: Duration,
     pub repetitions: u32,
     pub tool: String,
@@ -89,6 +115,22 @@ impl Plan {
 
     pub fn service(&self, name: &str) -> Option<usize> {
         self.services.iter().position(|s| s.name == name)
+    }
+
+    /// Name of a pod or node endpoint.
+    pub fn endpoint_name(&self, e: Endpoint) -> &str {
+        match e {
+            Endpoint::Pod(p) => &self.pods[p].name,
+            Endpoint::Node(n) => &self.nodes[n].name,
+        }
+    }
+
+    /// The node an endpoint lives on.
+    pub fn endpoint_node(&self, e: Endpoint) -> usize {
+        match e {
+            Endpoint::Pod(p) => self.pods[p].node,
+            Endpoint::Node(n) => n,
+        }
     }
 
     pub fn node_of(&self, pod: usize) -> &NodePlan {

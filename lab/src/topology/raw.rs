@@ -17,7 +17,28 @@ pub struct Topology {
     pub pods: Vec<Pod>,
     #[serde(default)]
     pub services: Vec<Service>,
+    pub underlay: Option<Spanned<Underlay>>,
     pub matrix: Option<Spanned<Matrix>>,
+}
+
+/// The network joining the nodes of a multi-node lab: a switch namespace.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Underlay {
+    pub cidr: Option<Spanned<String>>,
+    pub mtu: Option<Spanned<u32>>,
+    /// Shape every node's underlay link to this rate (tc tbf), e.g. "1gbit".
+    pub rate: Option<Spanned<String>>,
+}
+
+/// One measured path of a multi-node matrix: client and server are pod or
+/// node names.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Path {
+    pub client: Spanned<String>,
+    pub server: Spanned<String>,
+    pub target: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -29,6 +50,8 @@ pub struct Node {
     pub gateway: Option<Spanned<String>>,
     /// Link-local gateway of routed datapaths; default 169.254.10.24.
     pub routed_gateway: Option<Spanned<String>>,
+    /// Address on the underlay (multi-node labs); default: assigned in order.
+    pub underlay_address: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -58,8 +81,11 @@ pub struct Matrix {
     pub datapaths: Spanned<Vec<Spanned<String>>>,
     pub targets: Option<Spanned<Vec<Spanned<String>>>>,
     pub workloads: Option<Spanned<Vec<Spanned<String>>>>,
-    pub client: Spanned<String>,
-    pub server: Spanned<String>,
+    pub client: Option<Spanned<String>>,
+    pub server: Option<Spanned<String>>,
+    /// Multi-node labs: the paths to measure instead of client/server.
+    pub paths: Option<Vec<Path>>,
+    pub overlays: Option<Spanned<Vec<Spanned<String>>>>,
     /// Service measured by cluster-ip cells; default: the one backed by server.
     pub service: Option<Spanned<String>>,
     pub duration: Option<Spanned<toml::Value>>,

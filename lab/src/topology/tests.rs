@@ -4,6 +4,7 @@ use std::path::Path;
 
 use super::*;
 use crate::kinds::{Datapath, Target};
+use crate::topology::Endpoint;
 
 const GOOD: &str = r#"
 name = "t"
@@ -59,8 +60,13 @@ fn good_topology_resolves_names_and_addresses() {
     assert_eq!(plan.services[0].target_port, 5201);
     let m = plan.matrix.unwrap();
     assert_eq!(m.datapaths, vec![Datapath::VethRouted, Datapath::Bridge]);
-    assert_eq!(m.targets, vec![Target::PodIp, Target::ClusterIp]);
-    assert_eq!((m.client, m.server, m.service), (1, 0, Some(0)));
+    let targets: Vec<Target> = m.paths.iter().map(|p| p.target).collect();
+    assert_eq!(targets, vec![Target::PodIp, Target::ClusterIp]);
+    assert_eq!(m.paths[1].client, Endpoint::Pod(1));
+    assert_eq!(m.paths[1].server, Endpoint::Pod(0));
+    assert_eq!((m.paths[0].service, m.paths[1].service), (None, Some(0)));
+    assert!(m.overlays.is_empty());
+    assert!(plan.underlay.is_none());
     assert_eq!(m.duration.as_secs(), 2);
     assert_eq!(m.repetitions, 2);
 }
@@ -261,6 +267,93 @@ fn matrix_client_unknown() {
         21,
         "matrix.client",
         "unknown pod",
+    );
+}
+
+const TWO_NODES: &str = r#"
+[[nodes]]
+name = "node-a"
+pod_cidr = "10.244.1.0/24"
+[[nodes]]
+name = "node-b"
+pod_cidr = "10.244.2.0/24"
+[[pods]]
+name = "pod-a1"
+node = "node-a"
+[[pods]]
+name = "pod-b1"
+node = "node-b"
+[[services]]
+name = "web"
+cluster_ip = "10.96.0.80"
+port = 80
+backends = ["pod-b1"]
+[matrix]
+overlays = ["routed", "vxlan"]
+datapaths = ["veth-routed"]
+workloads = ["ping"]
+[[matrix.paths]]
+client = "node-a"
+server = "node-b"
+[[matrix.paths]]
+client = "pod-a1"
+server = "pod-b1"
+target = "cluster-ip"
+"#;
+
+#[test]
+fn multi_node_topology_gets_an_underlay_and_paths() {
+    let plan = parse_text(TWO_NODES).unwrap();
+    let underlay = plan.underlay.as_ref().unwrap();
+    assert_eq!(underlay.cidr.to_string(), "10.0.0.0/24");
+    assert_eq!(plan.nodes[0].underlay_ip.unwrap().to_string(), "10.0.0.1");
+    assert_eq!(plan.nodes[1].underlay_ip.unwrap().to_string(), "10.0.0.2");
+    let m = plan.matrix.unwrap();
+    assert_eq!(m.overlays.len(), 2);
+    assert_eq!(m.paths[0].target, Target::NodeIp);
+    assert_eq!(m.paths[0].server, Endpoint::Node(1));
+    assert_eq!(m.paths[1].target, Target::ClusterIp);
+    assert_eq!(m.paths[1].service, Some(0));
+}
+
+#[test]
+fn multi_node_errors_name_their_field() {
+    let bad = |from: &str, to: &str, field: &str, words: &str| {
+        let err = parse_text(&TWO_NODES.replacen(from, to, 1)).expect_err("accepted");
+        assert!(
+            err.field.contains(field) && err.message.contains(words),
+            "{err}"
+        );
+    };
+    bad(
+        "overlays = [\"routed\", \"vxlan\"]",
+        "overlays = [\"geneve\"]",
+        "matrix.overlays",
+        "unknown overlay",
+    );
+    bad(
+        "datapaths = [\"veth-routed\"]",
+        "datapaths = [\"macvlan\"]",
+        "matrix.datapaths",
+        "one node only",
+    );
+    bad(
+        "server = \"node-b\"",
+        "server = \"node-z\"",
+        "matrix.paths[0].server",
+        "neither a pod nor a node",
+    );
+    bad(
+        "target = \"cluster-ip\"",
+        "target = \"node-ip\"",
+        "matrix.paths[1].target",
+        "does not fit",
+    );
+    bad(
+        "name = \"node-b\"",
+        "name = \"underlay\"",
+        "nodes[1].name",
+        "reserved",
     );
 }
 

@@ -13,10 +13,20 @@ use toml::Spanned;
 use super::error::TopologyError;
 use super::plan::*;
 use super::raw;
-use crate::kinds::{Datapath, Target, TOOL_NAMES, WORKLOAD_NAMES};
+use crate::kinds::{Datapath, Overlay, Target, TOOL_NAMES, WORKLOAD_NAMES};
 
 const DEFAULT_SERVICE_CIDR: &str = "10.96.0.0/12";
 const DEFAULT_ROUTED_GATEWAY: Ipv4Addr = Ipv4Addr::new(169, 254, 10, 24);
+const DEFAULT_UNDERLAY_CIDR: &str = "10.0.0.0/24";
+const DEFAULT_UNDERLAY_MTU: u32 = 1500;
+/// Datapaths whose wiring works across nodes (the eBPF ones redirect and
+/// reverse-translate only between local pods; the child-link ones hang
+/// off a private uplink).
+const MULTI_NODE_DATAPATHS: [Datapath; 3] = [
+    Datapath::VethRouted,
+    Datapath::Bridge,
+    Datapath::BridgeNfOff,
+];
 const DEFAULT_DURATION: Duration = Duration::from_secs(10);
 const DEFAULT_REPETITIONS: u32 = 3;
 /// Node and pod names become namespace names (`dl3f9a-<name>`).
@@ -52,6 +62,13 @@ impl Checker<'_> {
                 format!(
                     "\"{name}\" is not a valid name: use 1 to {NAME_MAX} lower-case letters, digits and '-', not starting with '-'"
                 ),
+            );
+        }
+        if name == crate::overlay::UNDERLAY_NS {
+            return self.err(
+                value.span(),
+                field,
+                format!("\"{name}\" is reserved for the namespace of the underlay switch"),
             );
         }
         Ok(name.clone())
@@ -112,7 +129,8 @@ pub fn validate(path: &Path, text: &str, raw: raw::Topology) -> Result<Plan, Top
     if raw.nodes.is_empty() {
         return c.err(0..0, "nodes", "the topology has no [[nodes]]".into());
     }
-    let nodes = check_nodes(&c, &raw.nodes, service_cidr)?;
+    let mut nodes = check_nodes(&c, &raw.nodes, service_cidr)?;
+    let underlay = check_underlay(&c, &raw, &mut nodes, service_cidr)?;
     let pods = check_pods(&c, &raw.pods, &nodes)?;
     let services = check_services(&c, &raw.services, &nodes, &pods, service_cidr)?;
     let mut plan = Plan {
@@ -123,6 +141,7 @@ pub fn validate(path: &Path, text: &str, raw: raw::Topology) -> Result<Plan, Top
         nodes,
         pods,
         services,
+        underlay,
         matrix: None,
     };
     if let Some(m) = &raw.matrix {
@@ -202,9 +221,126 @@ fn check_nodes(
             pod_cidr,
             gateway,
             routed_gateway,
+            underlay_ip: None,
         });
     }
     Ok(nodes)
+}
+
+/// Multi-node labs get an underlay: its CIDR must not overlap pod or
+/// service CIDRs, and every node gets an address on it.
+fn check_underlay(
+    c: &Checker,
+    raw: &raw::Topology,
+    nodes: &mut [NodePlan],
+    service_cidr: Ipv4Net,
+) -> Result<Option<UnderlayPlan>, TopologyError> {
+    let explicit: Vec<_> = raw
+        .nodes
+        .iter()
+        .enumerate()
+        .filter_map(|(i, n)| n.underlay_address.as_ref().map(|a| (i, a)))
+        .collect();
+    if nodes.len() < 2 {
+        if let Some(u) = &raw.underlay {
+            return c.err(
+                u.span(),
+                "underlay",
+                "an underlay joins nodes: this topology has only one".into(),
+            );
+        }
+        if let Some((i, a)) = explicit.first() {
+            return c.err(
+                a.span(),
+                &format!("nodes[{i}].underlay_address"),
+                "an underlay address needs a second node".into(),
+            );
+        }
+        return Ok(None);
+    }
+    let u = raw.underlay.as_ref().map(|u| u.get_ref());
+    let cidr = match u.and_then(|u| u.cidr.as_ref()) {
+        Some(s) => c.cidr(s, "underlay.cidr")?,
+        None => DEFAULT_UNDERLAY_CIDR
+            .parse()
+            .expect("default underlay CIDR"),
+    };
+    let cidr_span = u
+        .and_then(|u| u.cidr.as_ref())
+        .map(|s| s.span())
+        .unwrap_or(0..0);
+    if overlaps(cidr, service_cidr) {
+        return c.err(
+            cidr_span,
+            "underlay.cidr",
+            format!("{cidr} overlaps the service CIDR {service_cidr}"),
+        );
+    }
+    if let Some(n) = nodes.iter().find(|n| overlaps(cidr, n.pod_cidr)) {
+        return c.err(
+            cidr_span,
+            "underlay.cidr",
+            format!(
+                "{cidr} overlaps node \"{}\"'s pod_cidr {}",
+                n.name, n.pod_cidr
+            ),
+        );
+    }
+    let mtu = match u.and_then(|u| u.mtu.as_ref()) {
+        Some(m) if !(1280..=9000).contains(m.get_ref()) => {
+            return c.err(
+                m.span(),
+                "underlay.mtu",
+                format!("MTU {} outside 1280..9000", m.get_ref()),
+            )
+        }
+        Some(m) => *m.get_ref(),
+        None => DEFAULT_UNDERLAY_MTU,
+    };
+    let rate = match u.and_then(|u| u.rate.as_ref()) {
+        Some(r) => {
+            let text = r.get_ref().trim().to_lowercase();
+            let digits = text.trim_end_matches(|ch: char| ch.is_ascii_alphabetic());
+            let unit = &text[digits.len()..];
+            if digits.parse::<f64>().map_or(true, |v| v <= 0.0)
+                || !["kbit", "mbit", "gbit"].contains(&unit)
+            {
+                return c.err(
+                    r.span(),
+                    "underlay.rate",
+                    format!("\"{}\" is not a rate like 1gbit, 500mbit", r.get_ref()),
+                );
+            }
+            Some(text)
+        }
+        None => None,
+    };
+    let mut used: Vec<Ipv4Addr> = Vec::new();
+    for (i, a) in &explicit {
+        let ip = c.ipv4(a, &format!("nodes[{i}].underlay_address"))?;
+        if !is_host_of(cidr, ip) || used.contains(&ip) {
+            return c.err(
+                a.span(),
+                &format!("nodes[{i}].underlay_address"),
+                format!("{ip} is not a free host address of the underlay {cidr}"),
+            );
+        }
+        used.push(ip);
+        nodes[*i].underlay_ip = Some(ip);
+    }
+    let mut free = cidr.hosts().filter(|ip| !used.contains(ip));
+    for n in nodes.iter_mut().filter(|n| n.underlay_ip.is_none()) {
+        n.underlay_ip = Some(free.next().ok_or_else(|| {
+            TopologyError::at(
+                c.path,
+                c.text,
+                cidr_span.clone(),
+                "underlay.cidr",
+                format!("{cidr} has too few addresses for the nodes"),
+            )
+        })?);
+    }
+    Ok(Some(UnderlayPlan { cidr, mtu, rate }))
 }
 
 fn check_pods(
@@ -489,62 +625,39 @@ fn check_matrix(
             }
         }
     }
-    let pod_field = |v: &Spanned<String>, field: &str| {
-        plan.pod(v.get_ref()).ok_or_else(|| {
-            TopologyError::at(
-                c.path,
-                c.text,
-                v.span(),
-                field,
-                format!("unknown pod \"{}\"", v.get_ref()),
-            )
-        })
-    };
-    let client = pod_field(&raw.client, "matrix.client")?;
-    let server = pod_field(&raw.server, "matrix.server")?;
-    if client == server {
-        return c.err(
-            raw.server.span(),
-            "matrix.server",
-            "client and server are the same pod".into(),
-        );
-    }
-    let service = match &raw.service {
-        Some(s) => {
-            let idx = plan.service(s.get_ref()).ok_or_else(|| {
-                TopologyError::at(
-                    c.path,
-                    c.text,
-                    s.span(),
-                    "matrix.service",
-                    format!("unknown service \"{}\"", s.get_ref()),
-                )
-            })?;
-            if !plan.services[idx].backends.contains(&server) {
-                return c.err(
-                    s.span(),
-                    "matrix.service",
-                    format!(
-                        "service \"{}\" is not backed by the server pod",
-                        s.get_ref()
-                    ),
-                );
-            }
-            Some(idx)
+    let overlays = check_overlays(c, raw, plan)?;
+    if !overlays.is_empty() {
+        if let Some(d) = datapaths.iter().find(|d| !MULTI_NODE_DATAPATHS.contains(d)) {
+            return c.err(
+                raw.datapaths.span(),
+                "matrix.datapaths",
+                format!(
+                    "datapath \"{d}\" works on one node only; across nodes use {}",
+                    MULTI_NODE_DATAPATHS.map(|d| d.name()).join(", ")
+                ),
+            );
         }
-        None => plan
-            .services
-            .iter()
-            .position(|s| s.backends.contains(&server)),
-    };
-    if targets.contains(&Target::ClusterIp) && service.is_none() {
-        let span = raw.targets.as_ref().map(|t| t.span()).unwrap_or(m.span());
-        return c.err(
-            span,
-            "matrix.targets",
-            "cluster-ip is measured but no service is backed by the server pod".into(),
-        );
     }
+    let paths = match (&raw.paths, &raw.client, &raw.server) {
+        (Some(paths), None, None) => check_paths(c, paths, plan)?,
+        (Some(_), _, _) => {
+            return c.err(
+                m.span(),
+                "matrix.paths",
+                "give either paths or client and server, not both".into(),
+            )
+        }
+        (None, Some(client), Some(server)) => {
+            check_client_server(c, raw, m, plan, client, server, &targets)?
+        }
+        (None, _, _) => {
+            return c.err(
+                m.span(),
+                "matrix",
+                "name the client and server pods, or [[matrix.paths]]".into(),
+            )
+        }
+    };
     let duration = match &raw.duration {
         None => DEFAULT_DURATION,
         Some(v) => {
@@ -585,11 +698,9 @@ fn check_matrix(
     };
     Ok(Matrix {
         datapaths,
-        targets,
+        overlays,
+        paths,
         workloads,
-        client,
-        server,
-        service,
         duration,
         repetitions,
         tool,
@@ -603,4 +714,204 @@ fn overlaps(a: Ipv4Net, b: Ipv4Net) -> bool {
 /// An address a pod may hold: inside the CIDR, neither network nor broadcast.
 fn is_host_of(cidr: Ipv4Net, ip: Ipv4Addr) -> bool {
     cidr.contains(&ip) && ip != cidr.network() && ip != cidr.broadcast()
+}
+
+/// Overlays are chosen for multi-node labs only; default: routed.
+fn check_overlays(
+    c: &Checker,
+    raw: &raw::Matrix,
+    plan: &Plan,
+) -> Result<Vec<Overlay>, TopologyError> {
+    let Some(list) = &raw.overlays else {
+        return Ok(if plan.nodes.len() > 1 {
+            vec![Overlay::Routed]
+        } else {
+            Vec::new()
+        });
+    };
+    if plan.nodes.len() < 2 {
+        return c.err(
+            list.span(),
+            "matrix.overlays",
+            "an overlay joins nodes: this topology has only one".into(),
+        );
+    }
+    let mut overlays = Vec::new();
+    for o in list.get_ref() {
+        let overlay =
+            Overlay::from_str(o.get_ref()).or_else(|e| c.err(o.span(), "matrix.overlays", e))?;
+        if !overlays.contains(&overlay) {
+            overlays.push(overlay);
+        }
+    }
+    Ok(overlays)
+}
+
+/// Single-node form: one client and one server pod, measured on every target.
+fn check_client_server(
+    c: &Checker,
+    raw: &raw::Matrix,
+    m: &Spanned<raw::Matrix>,
+    plan: &Plan,
+    client: &Spanned<String>,
+    server: &Spanned<String>,
+    targets: &[Target],
+) -> Result<Vec<PathPlan>, TopologyError> {
+    let pod_field = |v: &Spanned<String>, field: &str| {
+        plan.pod(v.get_ref()).ok_or_else(|| {
+            TopologyError::at(
+                c.path,
+                c.text,
+                v.span(),
+                field,
+                format!("unknown pod \"{}\"", v.get_ref()),
+            )
+        })
+    };
+    let client = pod_field(client, "matrix.client")?;
+    let server_pod = pod_field(server, "matrix.server")?;
+    if client == server_pod {
+        return c.err(
+            server.span(),
+            "matrix.server",
+            "client and server are the same pod".into(),
+        );
+    }
+    let service = match &raw.service {
+        Some(s) => {
+            let idx = plan.service(s.get_ref()).ok_or_else(|| {
+                TopologyError::at(
+                    c.path,
+                    c.text,
+                    s.span(),
+                    "matrix.service",
+                    format!("unknown service \"{}\"", s.get_ref()),
+                )
+            })?;
+            if !plan.services[idx].backends.contains(&server_pod) {
+                return c.err(
+                    s.span(),
+                    "matrix.service",
+                    format!(
+                        "service \"{}\" is not backed by the server pod",
+                        s.get_ref()
+                    ),
+                );
+            }
+            Some(idx)
+        }
+        None => plan
+            .services
+            .iter()
+            .position(|s| s.backends.contains(&server_pod)),
+    };
+    let targets_span = raw.targets.as_ref().map(|t| t.span()).unwrap_or(m.span());
+    if targets.contains(&Target::ClusterIp) && service.is_none() {
+        return c.err(
+            targets_span,
+            "matrix.targets",
+            "cluster-ip is measured but no service is backed by the server pod".into(),
+        );
+    }
+    if targets.contains(&Target::NodeIp) {
+        return c.err(
+            targets_span,
+            "matrix.targets",
+            "node-ip targets are measured with [[matrix.paths]] whose server is a node".into(),
+        );
+    }
+    Ok(targets
+        .iter()
+        .map(|&target| PathPlan {
+            client: Endpoint::Pod(client),
+            server: Endpoint::Pod(server_pod),
+            target,
+            service: if target == Target::ClusterIp {
+                service
+            } else {
+                None
+            },
+        })
+        .collect())
+}
+
+/// Multi-node form: explicit client -> server pairs of pods and nodes.
+fn check_paths(
+    c: &Checker,
+    paths: &[raw::Path],
+    plan: &Plan,
+) -> Result<Vec<PathPlan>, TopologyError> {
+    if paths.is_empty() {
+        return c.err(0..0, "matrix.paths", "no path to measure".into());
+    }
+    let endpoint = |v: &Spanned<String>, field: &str| -> Result<Endpoint, TopologyError> {
+        if let Some(p) = plan.pod(v.get_ref()) {
+            return Ok(Endpoint::Pod(p));
+        }
+        match plan.nodes.iter().position(|n| &n.name == v.get_ref()) {
+            Some(n) => Ok(Endpoint::Node(n)),
+            None => c.err(
+                v.span(),
+                field,
+                format!("\"{}\" is neither a pod nor a node", v.get_ref()),
+            ),
+        }
+    };
+    let mut out = Vec::new();
+    for (i, p) in paths.iter().enumerate() {
+        let field = |f: &str| format!("matrix.paths[{i}].{f}");
+        let client = endpoint(&p.client, &field("client"))?;
+        let server = endpoint(&p.server, &field("server"))?;
+        if client == server && matches!(client, Endpoint::Pod(_)) {
+            return c.err(
+                p.server.span(),
+                &field("server"),
+                "client and server are the same pod".into(),
+            );
+        }
+        let default_target = match server {
+            Endpoint::Pod(_) => Target::PodIp,
+            Endpoint::Node(_) => Target::NodeIp,
+        };
+        let target = match &p.target {
+            Some(t) => {
+                Target::from_str(t.get_ref()).or_else(|e| c.err(t.span(), &field("target"), e))?
+            }
+            None => default_target,
+        };
+        let span = p
+            .target
+            .as_ref()
+            .map(|t| t.span())
+            .unwrap_or(p.server.span());
+        let service = match (target, server) {
+            (Target::NodeIp, Endpoint::Node(_)) | (Target::PodIp, Endpoint::Pod(_)) => None,
+            (Target::ClusterIp, Endpoint::Pod(pod)) => {
+                match plan.services.iter().position(|s| s.backends.contains(&pod)) {
+                    Some(s) => Some(s),
+                    None => {
+                        return c.err(
+                            span,
+                            &field("target"),
+                            "cluster-ip needs a service backed by the server pod".into(),
+                        )
+                    }
+                }
+            }
+            (t, _) => {
+                return c.err(
+                    span,
+                    &field("target"),
+                    format!("target {t} does not fit server \"{}\"", p.server.get_ref()),
+                )
+            }
+        };
+        out.push(PathPlan {
+            client,
+            server,
+            target,
+            service,
+        });
+    }
+    Ok(out)
 }
