@@ -16,10 +16,10 @@ mod ping;
 #[allow(dead_code)] // TEMP: the tool adapters come next
 mod process;
 // TEMP pub mod qperf;
-// TEMP mod tcp_crr;
+mod tcp_crr;
 mod tcp_rr;
 mod tcp_stream;
-// TEMP mod udp_stream;
+mod udp_stream;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -336,9 +336,9 @@ pub fn run_sample(
     match tool {
         Tool::Builtin => match w {
             Workload::TcpStream => tcp_stream::run(p, e, progress),
-            Workload::UdpStream => Err(WorkloadError::Unsupported { tool, workload: w }), // TEMP
+            Workload::UdpStream => udp_stream::run(p, e, progress),
             Workload::TcpRr => tcp_rr::run(p, e, progress),
-            Workload::TcpCrr => Err(WorkloadError::Unsupported { tool, workload: w }), // TEMP
+            Workload::TcpCrr => tcp_crr::run(p, e, progress),
             Workload::Ping => ping::run(p, e, progress),
             Workload::Http => Err(WorkloadError::Unsupported { tool, workload: w }), // TEMP
         },
@@ -367,7 +367,9 @@ fn validate(w: Workload, p: &Params) -> Result<(), WorkloadError> {
         Workload::TcpStream if p.stream_write_size == 0 => {
             bad("stream_write_size must be positive")
         }
-        Workload::UdpStream if p.udp_payload_size < 24 /*TEMP*/ || p.udp_payload_size > 65507 => {
+        Workload::UdpStream
+            if p.udp_payload_size < udp_stream::HEADER_LEN || p.udp_payload_size > 65507 =>
+        {
             bad("udp_payload_size must be between 24 and 65507 bytes")
         }
         Workload::Http if p.http_concurrency == 0 => bad("http_concurrency must be at least 1"),
