@@ -9,7 +9,7 @@
 mod common;
 pub mod cpu;
 pub mod histogram;
-// TEMP mod http;
+mod http;
 // TEMP pub mod iperf3;
 mod ping;
 // TEMP pub mod ping_tool;
@@ -340,7 +340,7 @@ pub fn run_sample(
             Workload::TcpRr => tcp_rr::run(p, e, progress),
             Workload::TcpCrr => tcp_crr::run(p, e, progress),
             Workload::Ping => ping::run(p, e, progress),
-            Workload::Http => Err(WorkloadError::Unsupported { tool, workload: w }), // TEMP
+            Workload::Http => http::run(p, e, progress),
         },
         _ => {
             let _ = pids;
