@@ -10,12 +10,11 @@ mod common;
 pub mod cpu;
 pub mod histogram;
 mod http;
-// TEMP pub mod iperf3;
+pub mod iperf3;
 mod ping;
-// TEMP pub mod ping_tool;
-#[allow(dead_code)] // TEMP: the tool adapters come next
+pub mod ping_tool;
 mod process;
-// TEMP pub mod qperf;
+pub mod qperf;
 mod tcp_crr;
 mod tcp_rr;
 mod tcp_stream;
@@ -342,10 +341,9 @@ pub fn run_sample(
             Workload::Ping => ping::run(p, e, progress),
             Workload::Http => http::run(p, e, progress),
         },
-        _ => {
-            let _ = pids;
-            Err(WorkloadError::Unsupported { tool, workload: w })
-        } // TEMP
+        Tool::Iperf3 => iperf3::run(w, p, e, pids),
+        Tool::Qperf => qperf::run(w, p, e, pids),
+        Tool::Ping => ping_tool::run(p, e, pids),
     }
 }
 
