@@ -34,29 +34,11 @@ struct Outcome {
 }
 
 pub fn run(p: &Params, e: &Endpoints, progress: Progress<'_>) -> Result<Sample, WorkloadError> {
-    let listener = tcp_listener(W, e, p.timeout)?;
-    listener
-        .set_nonblocking(true)
-        .map_err(|s| server_err(e, "set nonblocking", s))?;
     let stop = StopFlag::default();
-    let server_stop = StopFlag::default();
     let cpu = CpuMeter::default();
     let done = Arc::new(AtomicU64::new(0));
 
-    let mut server = Workers::<()>::new(W);
-    {
-        let (stop, ns, port) = (server_stop.clone(), e.server_netns.clone(), e.server_port);
-        server.spawn(None, &cpu.server, move || {
-            serve(listener, &stop).map_err(|source| WorkloadError::Server {
-                workload: W,
-                netns: ns,
-                port,
-                op: "serve",
-                source,
-            })
-        })?;
-    }
-
+    let server = HttpServer::start_measured(e, p.timeout, &cpu.server)?;
     let (ready_tx, ready_rx) = mpsc::channel::<Result<(), WorkloadError>>();
     let (timeline_tx, timeline_rx) = mpsc::channel::<Timeline>();
     let mut client = Workers::<Outcome>::new(W);
@@ -70,13 +52,13 @@ pub fn run(p: &Params, e: &Endpoints, progress: Progress<'_>) -> Result<Sample, 
     let ready = ready_rx.recv_timeout(p.timeout + Duration::from_secs(1));
     let abort = |err: WorkloadError| {
         stop.stop();
-        server_stop.stop();
         err
     };
     match ready {
         Ok(Ok(())) => {}
         Ok(Err(err)) => {
             let _ = client.join(Instant::now() + p.timeout);
+            let _ = server.stop(Instant::now() + STOP_POLL * 2);
             return Err(abort(err));
         }
         Err(_) => {
@@ -87,6 +69,7 @@ pub fn run(p: &Params, e: &Endpoints, progress: Progress<'_>) -> Result<Sample, 
                 target: e.target,
                 what: "client did not connect in time".into(),
             });
+            let _ = server.stop(Instant::now() + STOP_POLL * 2);
             return Err(abort(err));
         }
     }
@@ -94,7 +77,7 @@ pub fn run(p: &Params, e: &Endpoints, progress: Progress<'_>) -> Result<Sample, 
     let _ = timeline_tx.send(timeline);
 
     let count = || done.load(Ordering::Relaxed) as f64;
-    let ended = || client.any_finished() || server.any_finished();
+    let ended = || client.any_finished() || server.workers.any_finished();
     let usage = Supervision {
         timeline,
         cpu: &cpu,
@@ -106,8 +89,7 @@ pub fn run(p: &Params, e: &Endpoints, progress: Progress<'_>) -> Result<Sample, 
     .run(|| {}, || {});
     let deadline = join_deadline(&timeline, p);
     let outcome = client.join(deadline);
-    server_stop.stop();
-    server.join(deadline + STOP_POLL)?;
+    server.stop(deadline + STOP_POLL)?;
     let outcome = outcome?.pop().expect("one client worker");
     let usage = usage.ok_or_else(|| WorkloadError::Failed {
         workload: W,
@@ -133,6 +115,53 @@ pub fn run(p: &Params, e: &Endpoints, progress: Progress<'_>) -> Result<Sample, 
     outcome.latencies.add_to(&mut sample);
     usage.add_to(&mut sample, None);
     Ok(sample)
+}
+
+/// The built-in HTTP server on its own namespaced thread; also usable on
+/// its own, e.g. as the server for `ab` or `wrk` in a comparison.
+pub struct HttpServer {
+    stop: StopFlag,
+    workers: Workers<()>,
+}
+
+impl HttpServer {
+    /// Listens on 0.0.0.0:`e.server_port` in `e.server_netns` and serves
+    /// until [`HttpServer::stop`].
+    pub fn start(e: &Endpoints, timeout: Duration) -> Result<Self, WorkloadError> {
+        Self::start_measured(e, timeout, &Default::default())
+    }
+
+    fn start_measured(
+        e: &Endpoints,
+        timeout: Duration,
+        tids: &super::cpu::TidSet,
+    ) -> Result<Self, WorkloadError> {
+        let listener = tcp_listener(W, e, timeout)?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|s| server_err(e, "set nonblocking", s))?;
+        let stop = StopFlag::default();
+        let mut workers = Workers::new(W);
+        let (flag, ns, port) = (stop.clone(), e.server_netns.clone(), e.server_port);
+        workers.spawn(None, tids, move || {
+            serve(listener, &flag).map_err(|source| WorkloadError::Server {
+                workload: W,
+                netns: ns,
+                port,
+                op: "serve",
+                source,
+            })
+        })?;
+        Ok(HttpServer { stop, workers })
+    }
+
+    /// Stops accepting, drops every connection and joins the thread.
+    pub fn stop(self, deadline: Instant) -> Result<(), WorkloadError> {
+        self.stop.stop();
+        self.workers
+            .join(deadline.max(Instant::now() + STOP_POLL * 2))?;
+        Ok(())
+    }
 }
 
 fn server_err(e: &Endpoints, op: &'static str, source: std::io::Error) -> WorkloadError {
@@ -186,7 +215,14 @@ fn serve(listener: std::net::TcpListener, stop: &StopFlag) -> std::io::Result<()
 type Sender = hyper::client::conn::http1::SendRequest<Empty<Bytes>>;
 
 /// Opens one keep-alive connection from this (namespaced) thread.
-async fn open(target: SocketAddr, timeout: Duration) -> Result<Sender, WorkloadError> {
+/// A keep-alive connection: its request handle and its driver task, which
+/// the watchdog aborts when a request overruns the timeout.
+struct Conn {
+    sender: Sender,
+    driver: tokio::task::AbortHandle,
+}
+
+async fn open(target: SocketAddr, timeout: Duration) -> Result<Conn, WorkloadError> {
     let connect_err = |source| WorkloadError::Connect {
         target,
         timeout,
@@ -204,39 +240,58 @@ async fn open(target: SocketAddr, timeout: Duration) -> Result<Sender, WorkloadE
     .await
     .map_err(|_| connect_err(std::io::ErrorKind::TimedOut.into()))?
     .map_err(|e| connect_err(std::io::Error::other(e)))?;
-    tokio::spawn(async move {
+    let driver = tokio::spawn(async move {
         let _ = conn.await;
-    });
-    Ok(sender)
+    })
+    .abort_handle();
+    Ok(Conn { sender, driver })
 }
 
-/// One GET with a time limit; Err says what went wrong.
-async fn get(sender: &mut Sender, target: SocketAddr, timeout: Duration) -> Result<(), String> {
-    let request = Request::get("/")
-        .header(hyper::header::HOST, target.to_string())
-        .body(Empty::<Bytes>::new())
-        .map_err(|e| e.to_string())?;
-    let exchange = async {
-        sender.ready().await.map_err(|e| e.to_string())?;
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| e.to_string())?;
-        let status = response.status();
-        response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| e.to_string())?;
-        if status == StatusCode::OK {
-            Ok(())
-        } else {
-            Err(format!("status {status}"))
-        }
-    };
-    tokio::time::timeout(timeout, exchange)
+/// One GET; no timer of its own (the watchdog enforces the timeout, which
+/// keeps the per-request cost down). Err says what went wrong.
+async fn get(sender: &mut Sender, host: &hyper::header::HeaderValue) -> Result<(), String> {
+    let mut request = Request::new(Empty::<Bytes>::new());
+    request
+        .headers_mut()
+        .insert(hyper::header::HOST, host.clone());
+    sender.ready().await.map_err(|e| e.to_string())?;
+    let response = sender
+        .send_request(request)
         .await
-        .map_err(|_| format!("no response within {timeout:?}"))?
+        .map_err(|e| e.to_string())?;
+    let status = response.status();
+    response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?;
+    if status == StatusCode::OK {
+        Ok(())
+    } else {
+        Err(format!("status {status}"))
+    }
+}
+
+/// Per-connection state the watchdog inspects.
+#[derive(Default)]
+struct Slot {
+    busy_since: Cell<Option<Instant>>,
+    driver: RefCell<Option<tokio::task::AbortHandle>>,
+}
+
+/// Aborts the connection of any request older than `timeout`; the request
+/// then fails, is counted as an error and the loop reconnects.
+async fn watchdog(slots: &[Slot], timeout: Duration) {
+    loop {
+        tokio::time::sleep(STOP_POLL).await;
+        for slot in slots {
+            if slot.busy_since.get().is_some_and(|t| t.elapsed() > timeout) {
+                if let Some(driver) = slot.driver.borrow().as_ref() {
+                    driver.abort();
+                }
+            }
+        }
+    }
 }
 
 fn client_main(
@@ -257,7 +312,7 @@ fn client_main(
         let opened =
             futures::future::join_all((0..p.http_concurrency).map(|_| open(target, p.timeout)))
                 .await;
-        let senders = match opened.into_iter().collect::<Result<Vec<_>, _>>() {
+        let conns = match opened.into_iter().collect::<Result<Vec<_>, _>>() {
             Ok(s) => s,
             Err(e) => {
                 // The coordinator reports the connect error itself.
@@ -281,13 +336,20 @@ fn client_main(
         let requests = Cell::new(0u64);
         let errors = Cell::new(0u64);
         let first_error = RefCell::new(None::<String>);
-        let loops = senders.into_iter().map(|mut sender| {
-            let (latencies, requests, errors, first_error) =
-                (&latencies, &requests, &errors, &first_error);
+        let host = hyper::header::HeaderValue::from_str(&target.to_string())
+            .expect("a socket address is a valid header value");
+        let slots: Vec<Slot> = conns.iter().map(|_| Slot::default()).collect();
+        let loops = conns.into_iter().zip(&slots).map(|(conn, slot)| {
+            let (latencies, requests, errors, first_error, host) =
+                (&latencies, &requests, &errors, &first_error, &host);
             async move {
+                let mut sender = conn.sender;
+                slot.driver.replace(Some(conn.driver));
                 while !stop.stopped() {
                     let started = Instant::now();
-                    let result = get(&mut sender, target, p.timeout).await;
+                    slot.busy_since.set(Some(started));
+                    let result = get(&mut sender, host).await;
+                    slot.busy_since.set(None);
                     let now = Instant::now();
                     let measuring = timeline.measuring(now);
                     match result {
@@ -307,14 +369,20 @@ fn client_main(
                             // pausing so a broken path is not hammered.
                             tokio::time::sleep(Duration::from_millis(10)).await;
                             if let Ok(fresh) = open(target, p.timeout).await {
-                                sender = fresh;
+                                sender = fresh.sender;
+                                if let Some(old) = slot.driver.replace(Some(fresh.driver)) {
+                                    old.abort();
+                                }
                             }
                         }
                     }
                 }
             }
         });
-        futures::future::join_all(loops).await;
+        tokio::select! {
+            _ = futures::future::join_all(loops) => {}
+            _ = watchdog(&slots, p.timeout) => {}
+        }
         if requests.get() == 0 {
             if let Some(why) = first_error.into_inner() {
                 return Err(WorkloadError::Failed {

@@ -9,7 +9,7 @@
 mod common;
 pub mod cpu;
 pub mod histogram;
-mod http;
+pub mod http;
 pub mod iperf3;
 mod ping;
 pub mod ping_tool;
