@@ -1,7 +1,8 @@
 //! http: an HTTP/1.1 server (hyper) in the server namespace and a keep-alive
-//! client with `http_concurrency` connections (like `ab -k -c 100`), each
-//! on a tokio current-thread runtime owned by a thread that entered its
-//! namespace, so every socket is created there.
+//! client with `http_concurrency` connections (like `ab -k -c 100`; the
+//! lean client of `http_client`), each on a tokio current-thread runtime
+//! owned by a thread that entered its namespace, so every socket is
+//! created there.
 
 use std::cell::{Cell, RefCell};
 use std::convert::Infallible;
@@ -12,13 +13,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Full};
-use hyper::{Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 
 use super::common::{join_deadline, tcp_listener, StopFlag, Supervision, Timeline, Workers};
 use super::cpu::CpuMeter;
 use super::histogram::LatencyHistogram;
+use super::http_client::Connection;
 use super::{Endpoints, Params, Progress, Sample, Workload, WorkloadError};
 
 const W: Workload = Workload::Http;
@@ -212,82 +214,36 @@ fn serve(listener: std::net::TcpListener, stop: &StopFlag) -> std::io::Result<()
     })
 }
 
-type Sender = hyper::client::conn::http1::SendRequest<Empty<Bytes>>;
-
-/// Opens one keep-alive connection from this (namespaced) thread.
-/// A keep-alive connection: its request handle and its driver task, which
-/// the watchdog aborts when a request overruns the timeout.
-struct Conn {
-    sender: Sender,
-    driver: tokio::task::AbortHandle,
-}
-
-async fn open(target: SocketAddr, timeout: Duration) -> Result<Conn, WorkloadError> {
-    let connect_err = |source| WorkloadError::Connect {
-        target,
-        timeout,
-        source,
-    };
-    let stream = tokio::time::timeout(timeout, tokio::net::TcpStream::connect(target))
+async fn open(target: SocketAddr, timeout: Duration) -> Result<Connection, WorkloadError> {
+    Connection::open(target, timeout)
         .await
-        .map_err(|_| connect_err(std::io::ErrorKind::TimedOut.into()))?
-        .map_err(connect_err)?;
-    let _ = stream.set_nodelay(true);
-    let (sender, conn) = tokio::time::timeout(
-        timeout,
-        hyper::client::conn::http1::handshake(TokioIo::new(stream)),
-    )
-    .await
-    .map_err(|_| connect_err(std::io::ErrorKind::TimedOut.into()))?
-    .map_err(|e| connect_err(std::io::Error::other(e)))?;
-    let driver = tokio::spawn(async move {
-        let _ = conn.await;
-    })
-    .abort_handle();
-    Ok(Conn { sender, driver })
-}
-
-/// One GET; no timer of its own (the watchdog enforces the timeout, which
-/// keeps the per-request cost down). Err says what went wrong.
-async fn get(sender: &mut Sender, host: &hyper::header::HeaderValue) -> Result<(), String> {
-    let mut request = Request::new(Empty::<Bytes>::new());
-    request
-        .headers_mut()
-        .insert(hyper::header::HOST, host.clone());
-    sender.ready().await.map_err(|e| e.to_string())?;
-    let response = sender
-        .send_request(request)
-        .await
-        .map_err(|e| e.to_string())?;
-    let status = response.status();
-    response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?;
-    if status == StatusCode::OK {
-        Ok(())
-    } else {
-        Err(format!("status {status}"))
-    }
+        .map_err(|source| WorkloadError::Connect {
+            target,
+            timeout,
+            source,
+        })
 }
 
 /// Per-connection state the watchdog inspects.
 #[derive(Default)]
 struct Slot {
     busy_since: Cell<Option<Instant>>,
-    driver: RefCell<Option<tokio::task::AbortHandle>>,
+    fd: Cell<Option<std::os::fd::RawFd>>,
 }
 
-/// Aborts the connection of any request older than `timeout`; the request
-/// then fails, is counted as an error and the loop reconnects.
+/// Shuts down the socket of any request older than `timeout` (a timer per
+/// request would cost more than the request); the request then fails, is
+/// counted as an error and the loop reconnects.
 async fn watchdog(slots: &[Slot], timeout: Duration) {
     loop {
         tokio::time::sleep(STOP_POLL).await;
         for slot in slots {
             if slot.busy_since.get().is_some_and(|t| t.elapsed() > timeout) {
-                if let Some(driver) = slot.driver.borrow().as_ref() {
-                    driver.abort();
+                if let Some(fd) = slot.fd.get() {
+                    // SAFETY: the fd belongs to the slot's live connection:
+                    // this runtime has one thread, so it cannot be closed or
+                    // reused while the watchdog runs.
+                    unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
                 }
             }
         }
@@ -336,19 +292,17 @@ fn client_main(
         let requests = Cell::new(0u64);
         let errors = Cell::new(0u64);
         let first_error = RefCell::new(None::<String>);
-        let host = hyper::header::HeaderValue::from_str(&target.to_string())
-            .expect("a socket address is a valid header value");
         let slots: Vec<Slot> = conns.iter().map(|_| Slot::default()).collect();
         let loops = conns.into_iter().zip(&slots).map(|(conn, slot)| {
-            let (latencies, requests, errors, first_error, host) =
-                (&latencies, &requests, &errors, &first_error, &host);
+            let (latencies, requests, errors, first_error) =
+                (&latencies, &requests, &errors, &first_error);
             async move {
-                let mut sender = conn.sender;
-                slot.driver.replace(Some(conn.driver));
+                let mut conn = conn;
+                slot.fd.set(Some(conn.raw_fd()));
                 while !stop.stopped() {
                     let started = Instant::now();
                     slot.busy_since.set(Some(started));
-                    let result = get(&mut sender, host).await;
+                    let result = conn.get().await;
                     slot.busy_since.set(None);
                     let now = Instant::now();
                     let measuring = timeline.measuring(now);
@@ -364,15 +318,13 @@ fn client_main(
                             if measuring {
                                 errors.set(errors.get() + 1);
                             }
-                            first_error.borrow_mut().get_or_insert(why);
+                            first_error.borrow_mut().get_or_insert(why.to_string());
                             // The connection is likely dead: open a new one,
                             // pausing so a broken path is not hammered.
                             tokio::time::sleep(Duration::from_millis(10)).await;
                             if let Ok(fresh) = open(target, p.timeout).await {
-                                sender = fresh.sender;
-                                if let Some(old) = slot.driver.replace(Some(fresh.driver)) {
-                                    old.abort();
-                                }
+                                slot.fd.set(Some(fresh.raw_fd()));
+                                conn = fresh;
                             }
                         }
                     }

@@ -10,6 +10,7 @@ mod common;
 pub mod cpu;
 pub mod histogram;
 pub mod http;
+mod http_client;
 pub mod iperf3;
 mod ping;
 pub mod ping_tool;
