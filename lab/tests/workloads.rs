@@ -321,3 +321,166 @@ fn broken_path_fails_within_duration_plus_timeout() {
         assert!(took <= limit, "{w} took {took:?}, limit {limit:?}");
     }
 }
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let n = s.len();
+    if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        (s[n / 2 - 1] + s[n / 2]) / 2.0
+    }
+}
+
+fn metric(w: Workload, tool: Tool, p: &Params, e: &Endpoints, name: &str) -> f64 {
+    let s = run_sample(w, tool, p, e, &NoPidRecorder, None)
+        .unwrap_or_else(|err| panic!("{w} ({tool}): {err}"));
+    s.get(name)
+        .unwrap_or_else(|| panic!("{w} ({tool}): no {name} in {s:?}"))
+}
+
+/// Runs a load generator against the built-in HTTP server and returns its
+/// requests per second, parsed from its output by `parse`.
+fn external_http(program: &str, args: &[String], parse: fn(&str) -> Option<f64>) -> Option<f64> {
+    let mut cmd = netns::command_in(CLIENT, program).ok()?;
+    let out = cmd.args(args).output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rate = parse(&text);
+    if rate.is_none() {
+        eprintln!(
+            "{program}: no rate in output:\n{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    rate
+}
+
+fn ab_rate(text: &str) -> Option<f64> {
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("Requests per second:"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
+fn wrk_rate(text: &str) -> Option<f64> {
+    let line = text.lines().find(|l| l.starts_with("Requests/sec:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Measurement, not a check: `cargo test --release --test workloads --
+/// --ignored --nocapture compare_with_reference_tools`. Prints builtin vs
+/// iperf3, qperf, ab and wrk on the same veth path, interleaved.
+/// DPLAB_COMPARE=tcp,cv,rr,http picks the parts (default all).
+#[test]
+#[ignore]
+fn compare_with_reference_tools() {
+    if skip_unless_root() {
+        return;
+    }
+    let _testbed = build_testbed();
+    let e = endpoints(SocketAddr::new(IpAddr::V4(SERVER_IP), PORT));
+    let p = Params {
+        duration: Duration::from_secs(3),
+        warmup: Duration::from_secs(1),
+        ..Params::default()
+    };
+    let parts = std::env::var("DPLAB_COMPARE").unwrap_or_else(|_| "tcp,cv,rr,http".into());
+    let want = |part: &str| parts.split(',').any(|p| p == part);
+
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for _ in 0..if want("tcp") { 3 } else { 0 } {
+        ours.push(metric(
+            Workload::TcpStream,
+            Tool::Builtin,
+            &p,
+            &e,
+            "throughput_gbps",
+        ));
+        theirs.push(metric(
+            Workload::TcpStream,
+            Tool::Iperf3,
+            &p,
+            &e,
+            "throughput_gbps",
+        ));
+    }
+    if want("tcp") {
+        eprintln!(
+            "tcp-stream Gbit/s builtin {ours:.2?} iperf3 {theirs:.2?}: median ratio {:.3}",
+            median(&ours) / median(&theirs)
+        );
+    }
+
+    let cv_runs: Vec<f64> = (0..if want("cv") { 5 } else { 0 })
+        .map(|_| {
+            metric(
+                Workload::TcpStream,
+                Tool::Builtin,
+                &p,
+                &e,
+                "throughput_gbps",
+            )
+        })
+        .collect();
+    let mean = cv_runs.iter().sum::<f64>() / 5.0;
+    let sd = (cv_runs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / 4.0).sqrt();
+    if want("cv") {
+        eprintln!(
+            "tcp-stream builtin x5 {cv_runs:.2?}: CV {:.1}%",
+            100.0 * sd / mean
+        );
+    }
+
+    let (mut p50, mut qperf_rtt) = (Vec::new(), Vec::new());
+    for _ in 0..if want("rr") { 3 } else { 0 } {
+        p50.push(metric(
+            Workload::TcpRr,
+            Tool::Builtin,
+            &p,
+            &e,
+            "latency_us_p50",
+        ));
+        qperf_rtt.push(metric(
+            Workload::TcpRr,
+            Tool::Qperf,
+            &p,
+            &e,
+            "latency_us_mean",
+        ));
+    }
+    if want("rr") {
+        eprintln!(
+        "tcp-rr round trip us: builtin p50 {p50:.1?}, qperf tcp_lat x2 {qperf_rtt:.1?}: median ratio {:.3}",
+        median(&p50) / median(&qperf_rtt)
+    );
+    }
+
+    let url = format!("http://{SERVER_IP}:{PORT}/");
+    let (mut builtin_http, mut ab, mut wrk) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..if want("http") { 3 } else { 0 } {
+        builtin_http.push(metric(
+            Workload::Http,
+            Tool::Builtin,
+            &p,
+            &e,
+            "requests_per_s",
+        ));
+        let server = dplab::workload::http::HttpServer::start(&e, p.timeout).expect("http server");
+        let ab_args =
+            ["-k", "-q", "-c", "100", "-t", "3", "-n", "100000000", &url].map(String::from);
+        if let Some(r) = external_http("ab", &ab_args, ab_rate) {
+            ab.push(r);
+        }
+        let wrk_args = ["-t1", "-c100", "-d3s", &url].map(String::from);
+        if let Some(r) = external_http("wrk", &wrk_args, wrk_rate) {
+            wrk.push(r);
+        }
+        server
+            .stop(Instant::now() + Duration::from_secs(2))
+            .expect("stop http server");
+    }
+    eprintln!(
+        "http req/s (100 keep-alive connections): builtin {builtin_http:.0?}, ab -k -c 100 {ab:.0?}, wrk -t1 -c100 {wrk:.0?}"
+    );
+}

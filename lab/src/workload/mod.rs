@@ -9,17 +9,17 @@
 mod common;
 pub mod cpu;
 pub mod histogram;
-// TEMP mod http;
-// TEMP pub mod iperf3;
+pub mod http;
+mod http_client;
+pub mod iperf3;
 mod ping;
-// TEMP pub mod ping_tool;
-#[allow(dead_code)] // TEMP: the tool adapters come next
+pub mod ping_tool;
 mod process;
-// TEMP pub mod qperf;
-// TEMP mod tcp_crr;
+pub mod qperf;
+mod tcp_crr;
 mod tcp_rr;
 mod tcp_stream;
-// TEMP mod udp_stream;
+mod udp_stream;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -336,16 +336,15 @@ pub fn run_sample(
     match tool {
         Tool::Builtin => match w {
             Workload::TcpStream => tcp_stream::run(p, e, progress),
-            Workload::UdpStream => Err(WorkloadError::Unsupported { tool, workload: w }), // TEMP
+            Workload::UdpStream => udp_stream::run(p, e, progress),
             Workload::TcpRr => tcp_rr::run(p, e, progress),
-            Workload::TcpCrr => Err(WorkloadError::Unsupported { tool, workload: w }), // TEMP
+            Workload::TcpCrr => tcp_crr::run(p, e, progress),
             Workload::Ping => ping::run(p, e, progress),
-            Workload::Http => Err(WorkloadError::Unsupported { tool, workload: w }), // TEMP
+            Workload::Http => http::run(p, e, progress),
         },
-        _ => {
-            let _ = pids;
-            Err(WorkloadError::Unsupported { tool, workload: w })
-        } // TEMP
+        Tool::Iperf3 => iperf3::run(w, p, e, pids),
+        Tool::Qperf => qperf::run(w, p, e, pids),
+        Tool::Ping => ping_tool::run(p, e, pids),
     }
 }
 
@@ -367,7 +366,9 @@ fn validate(w: Workload, p: &Params) -> Result<(), WorkloadError> {
         Workload::TcpStream if p.stream_write_size == 0 => {
             bad("stream_write_size must be positive")
         }
-        Workload::UdpStream if p.udp_payload_size < 24 /*TEMP*/ || p.udp_payload_size > 65507 => {
+        Workload::UdpStream
+            if p.udp_payload_size < udp_stream::HEADER_LEN || p.udp_payload_size > 65507 =>
+        {
             bad("udp_payload_size must be between 24 and 65507 bytes")
         }
         Workload::Http if p.http_concurrency == 0 => bad("http_concurrency must be at least 1"),

@@ -30,20 +30,26 @@ pub struct ToolProcess<'a> {
 }
 
 impl<'a> ToolProcess<'a> {
-    /// Starts `program args` inside namespace `ns` with stdout and stderr
-    /// captured, and journals its PID as `what`.
+    /// Starts `program args` inside namespace `ns` with stderr captured,
+    /// stdout too if `capture_stdout` (a server's chatter goes to /dev/null
+    /// so it never blocks on a full pipe), and journals its PID as `what`.
     pub fn start(
         tool: Tool,
         ns: &str,
         args: &[String],
         what: &str,
+        capture_stdout: bool,
         pids: &'a dyn PidRecorder,
     ) -> Result<Self, WorkloadError> {
         let program = tool.program().expect("external tools have a program");
         let mut cmd = netns::command_in(ns, program)?;
         cmd.args(args)
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
+            .stdout(if capture_stdout {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stderr(Stdio::piped());
         let child = cmd.spawn().map_err(|source| WorkloadError::ToolIo {
             tool,
