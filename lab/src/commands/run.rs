@@ -75,9 +75,14 @@ pub async fn run(topology: &Path, flags: RunFlags) -> Result<u8, Failure> {
             CellStatus::Skipped => format!("skipped: {}", cell.reason.clone().unwrap_or_default()),
             CellStatus::Failed => format!("failed: {}", cell.reason.clone().unwrap_or_default()),
         };
+        let overlay = cell
+            .overlay
+            .as_deref()
+            .map(|o| format!("{o} "))
+            .unwrap_or_default();
         eprintln!(
-            "dplab: {:14} {:10} {:10} {status} {headline}",
-            cell.datapath, cell.target, cell.workload
+            "dplab: {overlay}{:14} {:>8} > {:8} {:10} {:10} {status} {headline}",
+            cell.datapath, cell.client, cell.server, cell.target, cell.workload
         );
     }
     eprintln!(

@@ -7,7 +7,7 @@ use crate::error::LabError;
 use crate::kinds::{Datapath, Overlay, Target};
 use crate::results::{Cell, CellStatus, Metric};
 use crate::service::Proof;
-use crate::topology::{PathPlan, Plan};
+use crate::topology::{Endpoint, PathPlan, Plan};
 use crate::workload::{Sample, Workload};
 
 /// Counter that proves the iptables proxy translated a connection.
@@ -113,6 +113,13 @@ impl Tally {
         self.samples.push(sample);
     }
 
+    /// Why the workload cannot run on this cell at all, if so.
+    pub fn impossible(&self) -> Option<String> {
+        (self.spec.target == Target::ClusterIp && self.spec.workload == Workload::Ping).then(|| {
+            "ping sends ICMP, which a cluster IP does not carry: the service proxy translates only the service's port and protocol".to_string()
+        })
+    }
+
     pub fn into_cell(self) -> Cell {
         let (status, reason) = match self.verdict {
             Some((status, reason)) => (status, Some(reason)),
@@ -176,11 +183,16 @@ fn contradiction(spec: &CellSpec, proof: &Proof) -> Option<String> {
             "proof: {dnat} packets went through iptables DNAT on an eBPF datapath"
         ));
     }
+    // Pod traffic between nodes is encapsulated; node-to-node traffic takes
+    // the underlay directly, as on a real Flannel host.
+    let has_pod = matches!(spec.path.client, Endpoint::Pod(_))
+        || matches!(spec.path.server, Endpoint::Pod(_));
     if spec.overlay == Some(Overlay::Vxlan)
         && spec.placement == Some("cross-node")
+        && has_pod
         && get("vxlan_tx_packets") == 0
     {
-        return Some("proof: nothing went through the VXLAN devices although the path crosses nodes over vxlan (vxlan_tx_packets = 0)".into());
+        return Some("proof: nothing went through the VXLAN devices although pod traffic crosses nodes over vxlan (vxlan_tx_packets = 0)".into());
     }
     if spec.overlay == Some(Overlay::Routed) && get("vxlan_tx_packets") > 0 {
         return Some("proof: packets went through a VXLAN device in a routed lab".into());
@@ -230,7 +242,6 @@ mod tests {
     use super::*;
 
     fn spec(datapath: Datapath, target: Target) -> CellSpec {
-        use crate::topology::Endpoint;
         CellSpec {
             datapath,
             overlay: None,

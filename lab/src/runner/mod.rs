@@ -136,6 +136,9 @@ fn measure(
     tally: &mut Tally,
     progress: &Progress,
 ) {
+    if let Some(reason) = tally.impossible() {
+        return tally.skip(reason);
+    }
     let spec = tally.spec.clone();
     let endpoints = match endpoints(lab, plan, &spec.path) {
         Ok(e) => e,
