@@ -66,7 +66,12 @@ pub async fn probe() -> Vec<Capability> {
     ));
     if created.is_ok() {
         match Netlink::open(&ns) {
-            Ok(nl) => caps.extend(link_probes(&run, &ns, &nl).await),
+            Ok(nl) => {
+                caps.extend(link_probes(&run, &ns, &nl).await);
+                if let Ok(l) = &ledger {
+                    caps.push(cap("tc eBPF attach (TCX)", ebpf_attach(&run, &ns, l)));
+                }
+            }
             Err(e) => caps.push(cap("netlink", Err(e.to_string()))),
         }
     }
@@ -141,6 +146,27 @@ async fn link_probes(run: &RunId, ns: &str, nl: &Netlink) -> Vec<Capability> {
         ),
     ));
     caps
+}
+
+/// Loads dplab's eBPF programs and attaches one to the scratch veth, then
+/// removes them again.
+fn ebpf_attach(run: &RunId, ns: &str, ledger: &Ledger) -> Result<String, String> {
+    if let Some(reason) = crate::ebpf::unavailable_reason() {
+        return Err(reason);
+    }
+    ledger
+        .record(&Entry::BpfPins {
+            path: run.bpffs_dir(),
+        })
+        .map_err(|e| e.to_string())?;
+    let mut lb = crate::ebpf::ServiceLb::load(run.as_str()).map_err(|e| e.to_string())?;
+    let attached = lb
+        .attach_veth_ingress(ns, &run.link("pu0"))
+        .map_err(|e| e.to_string());
+    let removed = lb.teardown().map_err(|e| e.to_string());
+    attached?;
+    removed?;
+    Ok("loaded the service programs and attached one at tc ingress of a veth".into())
 }
 
 /// Turns a link creation error into the reason a datapath is skipped.

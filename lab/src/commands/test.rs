@@ -6,11 +6,12 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use crate::cli::{bad_input, Failure, EXIT_CELLS_FAILED, EXIT_OK};
+use crate::kinds::ServiceProxy as ProxyKind;
 use crate::kinds::Target;
 use crate::ledger::Ledger;
 use crate::results::{Cell, CellStatus, Metric};
 use crate::runner::pids::JournalPids;
-use crate::service::{iptables::Iptables, proof_delta, ServiceProxy};
+use crate::service::{ebpf::EbpfProxy, iptables::Iptables, proof_delta, ServiceProxy};
 use crate::topology::{parse_duration, Plan};
 use crate::workload::{self, Endpoints, Params, Tool, Workload};
 
@@ -62,13 +63,22 @@ pub async fn run(run: &str, flags: TestFlags) -> Result<u8, Failure> {
         target: dest.addr,
     };
     let ledger = Ledger::open(&lab.run).map_err(|e| Failure::Error(e.into()))?;
-    let proxy = Iptables::default();
-    let counters = |p: &Iptables| p.counters(&lab.run, plan).unwrap_or_default();
-    let before = counters(&proxy);
+    let proxy: Box<dyn ServiceProxy> = match lab.datapath.service_proxy() {
+        ProxyKind::Iptables => Box::new(Iptables::default()),
+        ProxyKind::Ebpf => {
+            Box::new(EbpfProxy::reopen(&lab.run).map_err(|e| Failure::Error(e.into()))?)
+        }
+    };
+    let counters = || {
+        proxy
+            .counters(&lab.run, plan)
+            .map_err(|e| Failure::Error(e.into()))
+    };
+    let before = counters()?;
     let sample = tokio::task::block_in_place(|| {
         workload::run_sample(w, tool, &params, &endpoints, &JournalPids(&ledger), None)
     });
-    let proof = proof_delta(&before, &counters(&proxy));
+    let proof = proof_delta(&before, &counters()?);
     let (status, reason, metrics) = match sample {
         Ok(s) => (
             CellStatus::Ok,
