@@ -9,6 +9,7 @@
 //! `cargo test --test ebpf_veth` runs the functional test (root needed).
 //! Throughput, by hand:
 //! `cargo test --release --test ebpf_veth -- --ignored --nocapture`
+//! (env DPLAB_BENCH_SECS, DPLAB_BENCH_ROUNDS, DPLAB_BENCH_TOOL=iperf3)
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
@@ -142,19 +143,39 @@ impl Lab {
             proto: Proto::Tcp,
             backends: vec![(POD_A, PORT)],
         }])?;
+        self.lb = Some(lb);
+        self.set_endpoints(true)?;
+        self.attach_links()
+    }
+
+    /// Endpoints with MACs (frames rewritten to the pod's addresses) or
+    /// without (redirect_peer alone).
+    fn set_endpoints(&mut self, with_macs: bool) -> anyhow::Result<()> {
         for (name, ip) in [("a", POD_A), ("b", POD_B)] {
-            let host_if = Self::host_if(name);
-            let ep = Endpoint::discover(
+            let mut ep = Endpoint::discover(
                 &self.node(),
-                &host_if,
+                &Self::host_if(name),
                 &self.pod(name),
                 "eth0",
                 RedirectMode::Peer,
             )?;
-            lb.set_endpoint(ip, ep)?;
-            lb.attach_veth_ingress(&self.node(), &host_if)?;
+            if !with_macs {
+                ep = Endpoint::peer(ep.ifindex);
+            }
+            self.lb
+                .as_mut()
+                .expect("eBPF loaded")
+                .set_endpoint(ip, ep)?;
         }
-        self.lb = Some(lb);
+        Ok(())
+    }
+
+    fn attach_links(&mut self) -> anyhow::Result<()> {
+        let node = self.node();
+        let lb = self.lb.as_mut().expect("eBPF loaded");
+        for name in ["a", "b"] {
+            lb.attach_veth_ingress(&node, &Self::host_if(name))?;
+        }
         Ok(())
     }
 
@@ -301,6 +322,49 @@ fn bulk_gbps(lab: &Lab, target: Ipv4Addr, secs: f64) -> anyhow::Result<f64> {
     Ok(total as f64 * 8.0 / elapsed / 1e9)
 }
 
+/// Same measurement with iperf3 (server in pod a, one-off; client in pod b).
+fn iperf3_gbps(lab: &Lab, target: Ipv4Addr, secs: f64) -> anyhow::Result<f64> {
+    let mut server = netns::command_in(&lab.pod("a"), "iperf3")?;
+    server
+        .args(["-s", "-1", "-p", &PORT.to_string()])
+        .stdout(std::process::Stdio::null());
+    let mut server = server.spawn()?;
+    let result = (|| {
+        // iperf3 needs a moment to listen; the client retries.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let mut client = netns::command_in(&lab.pod("b"), "iperf3")?;
+            client.args([
+                "-c",
+                &target.to_string(),
+                "-p",
+                &PORT.to_string(),
+                "-t",
+                &secs.to_string(),
+                "-J",
+            ]);
+            let out = client.output()?;
+            let json: serde_json::Value =
+                serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+            if let Some(bps) = json["end"]["sum_received"]["bits_per_second"].as_f64() {
+                return Ok(bps / 1e9);
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "iperf3 client failed: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    })();
+    if result.is_err() {
+        let _ = server.kill();
+    }
+    let _ = server.wait();
+    result
+}
+
 // ---- bpftool --------------------------------------------------------------
 
 /// Ids of all loaded BPF programs, from `bpftool prog show --json`.
@@ -407,34 +471,59 @@ async fn measure_veth_ebpf_throughput() {
     let secs: f64 = std::env::var("DPLAB_BENCH_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(4.0);
+        .unwrap_or(3.0);
     let rounds: usize = std::env::var("DPLAB_BENCH_ROUNDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(3);
+        .unwrap_or(5);
+    let iperf3 = std::env::var("DPLAB_BENCH_TOOL").is_ok_and(|t| t == "iperf3");
+    let measure = |lab: &Lab, target| {
+        if iperf3 {
+            iperf3_gbps(lab, target, secs)
+        } else {
+            bulk_gbps(lab, target, secs)
+        }
+    };
     let mut lab = Lab::build("dltm").await.expect("build lab");
-    let mut routed = Vec::new();
-    for _ in 0..rounds {
-        routed.push(bulk_gbps(&lab, POD_A, secs).unwrap());
-    }
     lab.attach_ebpf().expect("attach eBPF");
-    let mut pod_ip = Vec::new();
-    let mut cluster_ip = Vec::new();
+    let (mut routed, mut pod_ip, mut cluster_ip) = (Vec::new(), Vec::new(), Vec::new());
+    let mut pod_ip_no_mac = Vec::new();
+    // Interleaved rounds, so load from other processes hits all alike.
     for _ in 0..rounds {
-        pod_ip.push(bulk_gbps(&lab, POD_A, secs).unwrap());
-        cluster_ip.push(bulk_gbps(&lab, CLUSTER_IP, secs).unwrap());
+        lab.lb.as_mut().unwrap().detach_all().unwrap();
+        routed.push(measure(&lab, POD_A).unwrap());
+        lab.attach_links().unwrap();
+        lab.set_endpoints(true).unwrap();
+        pod_ip.push(measure(&lab, POD_A).unwrap());
+        cluster_ip.push(measure(&lab, CLUSTER_IP).unwrap());
+        lab.set_endpoints(false).unwrap();
+        pod_ip_no_mac.push(measure(&lab, POD_A).unwrap());
     }
     let counters = lab.lb().counters().unwrap();
+    // Ratios within a round cancel some of the load other processes add.
+    let ratio = |a: &[f64], b: &[f64]| {
+        let mut r: Vec<f64> = a.iter().zip(b).map(|(x, y)| x / y).collect();
+        r.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        r[r.len() / 2]
+    };
+    println!(
+        "per-round median ratios: ebpf pod-ip/routed {:.3}, cluster-ip/pod-ip {:.3}, no-MAC pod-ip/routed {:.3}",
+        ratio(&pod_ip, &routed),
+        ratio(&cluster_ip, &pod_ip),
+        ratio(&pod_ip_no_mac, &routed)
+    );
     let median = |v: &mut Vec<f64>| {
         v.sort_by(|a, b| a.partial_cmp(b).unwrap());
         v[v.len() / 2]
     };
-    let (r, p, c) = (
+    let (r, p, c, n) = (
         median(&mut routed),
         median(&mut pod_ip),
         median(&mut cluster_ip),
+        median(&mut pod_ip_no_mac),
     );
-    println!("TCP bulk pod-b -> pod-a, {secs} s x {rounds}, median Gbit/s:");
+    let tool = if iperf3 { "iperf3" } else { "builtin" };
+    println!("TCP bulk pod-b -> pod-a ({tool}), {secs} s x {rounds}, median Gbit/s:");
     println!("  veth-routed pod-ip      {r:6.2}  samples {routed:.2?}");
     println!(
         "  veth-ebpf   pod-ip      {p:6.2}  samples {pod_ip:.2?}  ratio to routed {:.3}",
@@ -443,6 +532,10 @@ async fn measure_veth_ebpf_throughput() {
     println!(
         "  veth-ebpf   cluster-ip  {c:6.2}  samples {cluster_ip:.2?}  ratio to pod-ip {:.3}",
         c / p
+    );
+    println!(
+        "  veth-ebpf   pod-ip, no MAC rewrite {n:6.2}  samples {pod_ip_no_mac:.2?}  ratio to routed {:.3}",
+        n / r
     );
     println!("  counters {counters:?}");
     let errors = lab.teardown();
