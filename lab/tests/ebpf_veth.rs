@@ -151,13 +151,17 @@ impl Lab {
     /// Endpoints with MACs (frames rewritten to the pod's addresses) or
     /// without (redirect_peer alone).
     fn set_endpoints(&mut self, with_macs: bool) -> anyhow::Result<()> {
+        self.set_endpoints_mode(with_macs, RedirectMode::Peer)
+    }
+
+    fn set_endpoints_mode(&mut self, with_macs: bool, mode: RedirectMode) -> anyhow::Result<()> {
         for (name, ip) in [("a", POD_A), ("b", POD_B)] {
             let mut ep = Endpoint::discover(
                 &self.node(),
                 &Self::host_if(name),
                 &self.pod(name),
                 "eth0",
-                RedirectMode::Peer,
+                mode,
             )?;
             if !with_macs {
                 ep = Endpoint::peer(ep.ifindex);
@@ -475,6 +479,14 @@ async fn veth_ebpf_service_and_pod_traffic_then_clean_teardown() {
     let d = lab.lb().counters().unwrap().delta(&before);
     println!("pod-ip exchange counters: {d:?}");
     assert!(d.redirected > 0 && d.dnat == 0 && d.rev_nat == 0, "{d:?}");
+
+    // The fallback: plain bpf_redirect to the destination's host veth.
+    lab.set_endpoints_mode(true, RedirectMode::Plain)
+        .expect("plain redirect endpoints");
+    let before = lab.lb().counters().unwrap();
+    exchange(&lab, CLUSTER_IP, 1 << 18, 1 << 18).expect("cluster-ip, plain redirect");
+    let d = lab.lb().counters().unwrap().delta(&before);
+    assert!(d.redirected > 0 && d.dnat > 0 && d.rev_nat > 0, "{d:?}");
 
     let pin_dir = ebpf::pin_dir(prefix).unwrap();
     assert!(pin_dir.join("links").read_dir().unwrap().count() == 2);
