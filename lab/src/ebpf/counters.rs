@@ -25,9 +25,10 @@ pub fn pinned_counters(run_id: &str) -> Result<Counters, EbpfError> {
 /// What the programs counted since the maps were created (all CPUs).
 /// `runs`: program invocations; `dnat`: packets to a service translated to a
 /// backend; `rev_nat`: replies given their service address back;
-/// `redirected`: packets delivered straight to a local pod; `passed`:
-/// packets handed on unchanged in route (TC_ACT_OK); `dropped`: packets to
-/// a service without backends, or whose rewrite failed.
+/// `redirected`: packets delivered straight to a local pod (veth_ingress);
+/// `passed`: packets left to the kernel's own path (TC_ACT_OK), translated
+/// or not; `dropped`: packets to a service without backends, or whose
+/// rewrite failed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Counters {
     pub runs: u64,
