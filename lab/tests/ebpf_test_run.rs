@@ -527,6 +527,8 @@ fn a_second_load_reuses_the_pinned_maps_and_teardown_removes_them() {
 
     let second = ServiceLb::load(&lab.run_id).expect("second load");
     assert_eq!(second.counters().unwrap().dnat, 1, "counters are shared");
+    let pinned = dplab::ebpf::pinned_counters(&lab.run_id).expect("pinned counters");
+    assert_eq!((pinned.runs, pinned.dnat), (1, 1), "{pinned:?}");
     let out = second
         .test_run(
             LbProgram::VethIngress,

@@ -1,13 +1,34 @@
 //! Datapath counters as the lead reads them: summed over CPUs.
 
-use super::maps::CountersValue;
+use aya::maps::{Map, MapData, PerCpuArray};
+
+use super::maps::{CountersValue, COUNTERS_MAP};
+use super::{pins, EbpfError};
+
+/// Reads a run's counters from its pinned map, without loading programs
+/// (e.g. `dplab test` on a lab that `dplab up` built).
+pub fn pinned_counters(run_id: &str) -> Result<Counters, EbpfError> {
+    let err = |op: &str, source| EbpfError::Map {
+        map: COUNTERS_MAP,
+        op: format!("{op} (run {run_id})"),
+        source: Box::new(source),
+    };
+    let path = pins::pin_dir(run_id)?.join(COUNTERS_MAP);
+    let data = MapData::from_pin(&path).map_err(|e| err("open pin", e))?;
+    let map = Map::from_map_data(data).map_err(|e| err("open pin", e))?;
+    let array: PerCpuArray<MapData, CountersValue> =
+        PerCpuArray::try_from(map).map_err(|e| err("open as per-CPU array", e))?;
+    let per_cpu = array.get(&0, 0).map_err(|e| err("read", e))?;
+    Ok(Counters::sum(per_cpu.iter()))
+}
 
 /// What the programs counted since the maps were created (all CPUs).
 /// `runs`: program invocations; `dnat`: packets to a service translated to a
 /// backend; `rev_nat`: replies given their service address back;
-/// `redirected`: packets delivered straight to a local pod; `passed`:
-/// packets handed on unchanged in route (TC_ACT_OK); `dropped`: packets to
-/// a service without backends, or whose rewrite failed.
+/// `redirected`: packets delivered straight to a local pod (veth_ingress);
+/// `passed`: packets left to the kernel's own path (TC_ACT_OK), translated
+/// or not; `dropped`: packets to a service without backends, or whose
+/// rewrite failed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Counters {
     pub runs: u64,

@@ -664,3 +664,21 @@ fn parse_link_pin_name(path: &Path) -> Option<(String, String, &'static str)> {
     let ns = parts.next()?.to_string();
     Some((ns, ifname, direction))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_lb_can_move_between_threads() {
+        fn assert_send<T: Send>() {}
+        assert_send::<ServiceLb>();
+    }
+
+    #[test]
+    fn link_pin_names_round_trip() {
+        let name = link_pin_name("dl3f9a-node1", "h-pod-a", "ingress");
+        let parsed = parse_link_pin_name(Path::new(&name)).unwrap();
+        assert_eq!(parsed, ("dl3f9a-node1".into(), "h-pod-a".into(), "ingress"));
+    }
+}

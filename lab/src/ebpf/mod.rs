@@ -15,7 +15,7 @@ mod lb;
 pub mod maps;
 mod pins;
 
-pub use counters::Counters;
+pub use counters::{pinned_counters, Counters};
 pub use iface::ifindex_and_mac;
 pub use lb::{Endpoint, LbProgram, RedirectMode, ServiceLb, ServiceSpec, TestRunOutcome};
 pub use maps::Proto;
