@@ -272,14 +272,26 @@ impl Netlink {
             .map_err(self.err("create ipvlan", name))
     }
 
-    pub async fn set_up(&self, name: &str) -> Result<(), NetlinkError> {
+    /// Changes link `name` with one RTM_SETLINK built by `change`.
+    async fn set_link(
+        &self,
+        name: &str,
+        op: &'static str,
+        change: impl FnOnce(
+            rtnetlink::LinkMessageBuilder<LinkUnspec>,
+        ) -> rtnetlink::LinkMessageBuilder<LinkUnspec>,
+    ) -> Result<(), NetlinkError> {
         let index = self.index(name).await?;
         self.handle
             .link()
-            .set(LinkUnspec::new_with_index(index).up().build())
+            .set(change(LinkUnspec::new_with_index(index)).build())
             .execute()
             .await
-            .map_err(self.err("set up", name))
+            .map_err(self.err(op, name))
+    }
+
+    pub async fn set_up(&self, name: &str) -> Result<(), NetlinkError> {
+        self.set_link(name, "set up", |l| l.up()).await
     }
 
     /// Plugs link `name` into bridge `bridge`.
@@ -330,23 +342,11 @@ impl Netlink {
     }
 
     pub async fn set_alias(&self, name: &str, alias: &str) -> Result<(), NetlinkError> {
-        let index = self.index(name).await?;
-        self.handle
-            .link()
-            .set(LinkUnspec::new_with_index(index).alias(alias).build())
-            .execute()
-            .await
-            .map_err(self.err("set alias", name))
+        self.set_link(name, "set alias", |l| l.alias(alias)).await
     }
 
     pub async fn set_mtu(&self, name: &str, mtu: u32) -> Result<(), NetlinkError> {
-        let index = self.index(name).await?;
-        self.handle
-            .link()
-            .set(LinkUnspec::new_with_index(index).mtu(mtu).build())
-            .execute()
-            .await
-            .map_err(self.err("set mtu", name))
+        self.set_link(name, "set mtu", |l| l.mtu(mtu)).await
     }
 
     pub async fn add_address(
