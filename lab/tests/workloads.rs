@@ -371,7 +371,7 @@ fn wrk_rate(text: &str) -> Option<f64> {
 /// Measurement, not a check: `cargo test --release --test workloads --
 /// --ignored --nocapture compare_with_reference_tools`. Prints builtin vs
 /// iperf3, qperf, ab and wrk on the same veth path, interleaved.
-/// DPLAB_COMPARE=tcp,cv,rr,http picks the parts (default all).
+/// DPLAB_COMPARE=tcp,cv,rr,ping,udp,http picks the parts (default all).
 #[test]
 #[ignore]
 fn compare_with_reference_tools() {
@@ -385,7 +385,7 @@ fn compare_with_reference_tools() {
         warmup: Duration::from_secs(1),
         ..Params::default()
     };
-    let parts = std::env::var("DPLAB_COMPARE").unwrap_or_else(|_| "tcp,cv,rr,http".into());
+    let parts = std::env::var("DPLAB_COMPARE").unwrap_or_else(|_| "tcp,cv,rr,ping,udp,http".into());
     let want = |part: &str| parts.split(',').any(|p| p == part);
 
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
@@ -454,6 +454,33 @@ fn compare_with_reference_tools() {
         "tcp-rr round trip us: builtin p50 {p50:.1?}, qperf tcp_lat x2 {qperf_rtt:.1?}: median ratio {:.3}",
         median(&p50) / median(&qperf_rtt)
     );
+    }
+
+    let (mut ours_ping, mut iputils) = (Vec::new(), Vec::new());
+    for _ in 0..if want("ping") { 3 } else { 0 } {
+        ours_ping.push(metric(Workload::Ping, Tool::Builtin, &p, &e, "rtt_ms"));
+        iputils.push(metric(Workload::Ping, Tool::Ping, &p, &e, "rtt_ms"));
+    }
+    if want("ping") {
+        eprintln!("ping rtt ms: builtin {ours_ping:.4?}, iputils ping {iputils:.4?}");
+    }
+
+    let udp = Params {
+        udp_rate_bps: Some(1_000_000_000),
+        ..p.clone()
+    };
+    for _ in 0..if want("udp") { 3 } else { 0 } {
+        for tool in [Tool::Builtin, Tool::Iperf3] {
+            let s = run_sample(Workload::UdpStream, tool, &udp, &e, &NoPidRecorder, None)
+                .unwrap_or_else(|err| panic!("udp-stream ({tool}): {err}"));
+            let m = |n: &str| s.get(n).unwrap_or(f64::NAN);
+            eprintln!(
+                "udp-stream 1 Gbit/s {tool}: {:.3} Gbit/s, loss {:.2}%, jitter {:.4} ms",
+                m("throughput_gbps"),
+                m("loss_percent"),
+                m("jitter_ms")
+            );
+        }
     }
 
     let url = format!("http://{SERVER_IP}:{PORT}/");
