@@ -221,6 +221,10 @@ fn check_plausible(w: Workload, tool: Tool, s: &Sample) -> Result<(), String> {
             positive(s, "cpu_s_per_gb")?;
             s.get("retransmits").ok_or("retransmits missing")?;
         }
+        (Workload::TcpStream, Tool::Iperf3 | Tool::Qperf) => {
+            positive(s, "cpu_client_percent")?;
+            positive(s, "cpu_server_percent")?;
+        }
         (Workload::UdpStream, Tool::Qperf) => {}
         (Workload::UdpStream, _) => {
             s.get("jitter_ms").ok_or("jitter_ms missing")?;
@@ -274,17 +278,35 @@ fn every_workload_between_two_pods() {
     for (w, tool) in runs {
         let recorder = CountingRecorder::default();
         let started = Instant::now();
-        let outcome = run_sample(w, tool, &p, &e, &recorder, None);
+        let reports = std::sync::atomic::AtomicU32::new(0);
+        let positive_reports = std::sync::atomic::AtomicU32::new(0);
+        let progress = |rate: f64| {
+            reports.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if rate > 0.0 {
+                positive_reports.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        };
+        let outcome = run_sample(w, tool, &p, &e, &recorder, Some(&progress));
         let took = started.elapsed();
+        let (reports, positive_reports) = (reports.into_inner(), positive_reports.into_inner());
         let (spawned, reaped) = recorder.0.lock().unwrap().clone();
         let verdict = match &outcome {
-            Ok(s) => check_plausible(w, tool, s).and_then(|()| {
-                if spawned.iter().all(|pid| reaped.contains(pid)) {
-                    Ok(())
-                } else {
-                    Err(format!("spawned {spawned:?} but reaped only {reaped:?}"))
-                }
-            }),
+            Ok(s) => check_plausible(w, tool, s)
+                .and_then(|()| {
+                    // Built-ins report a live rate; the adapters do not.
+                    if tool == Tool::Builtin && positive_reports == 0 {
+                        Err(format!("no positive progress report ({reports} reports)"))
+                    } else {
+                        Ok(())
+                    }
+                })
+                .and_then(|()| {
+                    if spawned.iter().all(|pid| reaped.contains(pid)) {
+                        Ok(())
+                    } else {
+                        Err(format!("spawned {spawned:?} but reaped only {reaped:?}"))
+                    }
+                }),
             Err(err) => Err(err.to_string()),
         };
         eprintln!("{w} ({tool}) in {took:.2?}: {outcome:?}");

@@ -92,14 +92,15 @@ impl<T: Send + 'static> Workers<T> {
     /// error, or every result. A worker that overruns is left behind (its
     /// sockets time out on their own) and reported as hung.
     pub fn join(self, deadline: Instant) -> Result<Vec<T>, WorkloadError> {
+        let allowed = deadline.saturating_duration_since(Instant::now());
         while Instant::now() < deadline && !self.handles.iter().all(|h| h.is_finished()) {
             std::thread::sleep(Duration::from_millis(5));
         }
         if !self.handles.iter().all(|h| h.is_finished()) {
-            return Err(WorkloadError::Hung(
-                deadline.saturating_duration_since(Instant::now()),
-                self.workload,
-            ));
+            return Err(WorkloadError::Hung {
+                workload: self.workload,
+                waited: allowed,
+            });
         }
         let mut results = Vec::with_capacity(self.handles.len());
         let mut first_error = None;

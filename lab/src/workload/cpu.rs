@@ -46,6 +46,42 @@ pub fn process_cpu_seconds(pid: u32) -> Option<f64> {
     parse_stat_cpu_seconds(&text)
 }
 
+/// CPU seconds of process `pid`, its reaped children (cutime, cstime) and
+/// its live descendants: for servers that fork a child per client, as
+/// qperf does. Descendants are read before the parent, so a child reaped
+/// in between is counted twice rather than not at all (a tick at most).
+pub fn process_tree_cpu_seconds(pid: u32) -> Option<f64> {
+    let descendants: f64 = children_of(pid)
+        .into_iter()
+        .filter_map(process_tree_cpu_seconds)
+        .sum();
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &text[text.rfind(')')? + 1..];
+    // Fields 14..=17: utime stime cutime cstime.
+    let ticks: f64 = rest
+        .split_whitespace()
+        .skip(11)
+        .take(4)
+        .map(|f| f.parse::<f64>().ok())
+        .sum::<Option<f64>>()?;
+    Some(ticks / ticks_per_second() + descendants)
+}
+
+fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|list| {
+            list.split_whitespace()
+                .filter_map(|c| c.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
+}
+
 /// Softirq seconds of all CPUs from the text of /proc/stat.
 pub fn parse_proc_stat_softirq_seconds(text: &str) -> Option<f64> {
     let line = text.lines().find(|l| l.starts_with("cpu "))?;
@@ -166,6 +202,29 @@ mod tests {
         assert_eq!(
             parse_proc_stat_softirq_seconds(text),
             Some(648.0 / ticks_per_second())
+        );
+    }
+
+    #[test]
+    fn process_tree_includes_children() {
+        let mut child = std::process::Command::new("sh")
+            .args([
+                "-c",
+                "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done; sleep 5",
+            ])
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(800));
+        let me = std::process::id();
+        let tree = process_tree_cpu_seconds(me).unwrap();
+        let own = process_cpu_seconds(me).unwrap();
+        let theirs = process_cpu_seconds(child.id()).unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(theirs > 0.0, "the child burnt CPU");
+        assert!(
+            tree >= own + theirs - 0.02,
+            "tree {tree} own {own} child {theirs}"
         );
     }
 

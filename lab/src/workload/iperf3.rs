@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::process::{wait_listening, ToolProcess};
+use super::process::{wait_listening, Finished, ToolProcess};
 use super::{Endpoints, Params, PidRecorder, Sample, Tool, Workload, WorkloadError};
 
 const T: Tool = Tool::Iperf3;
@@ -73,7 +73,7 @@ pub fn run(
     let limit = Duration::from_secs(omit + seconds) + p.timeout + Duration::from_secs(2);
     let outcome = client.wait_output(limit);
     let server_stderr = server.stop();
-    let (_ok, stdout, stderr) = outcome?;
+    let Finished { stdout, stderr, .. } = outcome?;
     let json: Value = serde_json::from_str(&stdout).map_err(|err| WorkloadError::ToolOutput {
         tool: T,
         what: format!("JSON: {err}"),

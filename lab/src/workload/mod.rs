@@ -276,8 +276,11 @@ pub enum WorkloadError {
         target: SocketAddr,
         what: String,
     },
-    #[error("{workload}: worker threads did not stop within {0:?} after the end", workload = .1)]
-    Hung(Duration, Workload),
+    #[error("{workload}: worker threads still running {waited:?} after the measurement ended")]
+    Hung {
+        workload: Workload,
+        waited: Duration,
+    },
     #[error("{tool}: {op}: {source}")]
     ToolIo {
         tool: Tool,
