@@ -378,6 +378,19 @@ fn external_http(program: &str, args: &[String], parse: fn(&str) -> Option<f64>)
     rate
 }
 
+/// Udp RcvbufErrors of namespace `ns` (/proc/net/snmp shows the namespace
+/// of the reading thread).
+fn udp_rcvbuf_errors(ns: &str) -> i64 {
+    let text = netns::run_in(ns, || std::fs::read_to_string("/proc/thread-self/net/snmp"))
+        .unwrap()
+        .unwrap();
+    let mut udp = text.lines().filter(|l| l.starts_with("Udp: "));
+    let names: Vec<&str> = udp.next().unwrap().split_whitespace().collect();
+    let values: Vec<&str> = udp.next().unwrap().split_whitespace().collect();
+    let at = names.iter().position(|n| *n == "RcvbufErrors").unwrap();
+    values[at].parse().unwrap()
+}
+
 fn ab_rate(text: &str) -> Option<f64> {
     let line = text
         .lines()
@@ -393,7 +406,7 @@ fn wrk_rate(text: &str) -> Option<f64> {
 /// Measurement, not a check: `cargo test --release --test workloads --
 /// --ignored --nocapture compare_with_reference_tools`. Prints builtin vs
 /// iperf3, qperf, ab and wrk on the same veth path, interleaved.
-/// DPLAB_COMPARE=tcp,cv,rr,ping,udp,http picks the parts (default all).
+/// DPLAB_COMPARE=tcp,cv,rr,ping,udp,udploss,http picks the parts (default all).
 #[test]
 #[ignore]
 fn compare_with_reference_tools() {
@@ -407,7 +420,8 @@ fn compare_with_reference_tools() {
         warmup: Duration::from_secs(1),
         ..Params::default()
     };
-    let parts = std::env::var("DPLAB_COMPARE").unwrap_or_else(|_| "tcp,cv,rr,ping,udp,http".into());
+    let parts =
+        std::env::var("DPLAB_COMPARE").unwrap_or_else(|_| "tcp,cv,rr,ping,udp,udploss,http".into());
     let want = |part: &str| parts.split(',').any(|p| p == part);
 
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
@@ -503,6 +517,35 @@ fn compare_with_reference_tools() {
                 m("jitter_ms")
             );
         }
+    }
+
+    if want("udploss") {
+        // Cross-check of the builtin's loss accounting against the kernel's
+        // own drop counter in the server namespace.
+        let flat_out = Params {
+            warmup: Duration::ZERO,
+            ..p.clone()
+        };
+        let before = udp_rcvbuf_errors(SERVER);
+        let s = run_sample(
+            Workload::UdpStream,
+            Tool::Builtin,
+            &flat_out,
+            &e,
+            &NoPidRecorder,
+            None,
+        )
+        .expect("udp-stream flat out");
+        let kernel_drops = udp_rcvbuf_errors(SERVER) - before;
+        let sent =
+            s.get("offered_gbps").unwrap() * 1e9 * 3.0 / 8.0 / flat_out.udp_payload_size as f64;
+        eprintln!(
+            "udp-stream flat out builtin: offered {:.3} Gbit/s, received {:.3} Gbit/s, loss {:.2}% = {:.0} of {sent:.0} datagrams; kernel RcvbufErrors +{kernel_drops}",
+            s.get("offered_gbps").unwrap(),
+            s.get("throughput_gbps").unwrap(),
+            s.get("loss_percent").unwrap(),
+            sent * s.get("loss_percent").unwrap() / 100.0
+        );
     }
 
     let url = format!("http://{SERVER_IP}:{PORT}/");

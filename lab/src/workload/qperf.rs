@@ -37,6 +37,18 @@ pub fn run(
 ) -> Result<Sample, WorkloadError> {
     let test = test_name(w)?;
     let seconds = whole_seconds(p.duration)?;
+    // Refuse what qperf cannot do rather than measure something else.
+    if p.parallel != 1 {
+        return Err(WorkloadError::BadParams(format!(
+            "qperf runs one stream; parallel {} is not possible",
+            p.parallel
+        )));
+    }
+    if w == Workload::UdpStream && p.udp_rate_bps.is_some() {
+        return Err(WorkloadError::BadParams(
+            "qperf udp_bw sends flat out; it cannot pace to udp_rate_bps".into(),
+        ));
+    }
     let data_port = e
         .server_port
         .checked_add(1)
