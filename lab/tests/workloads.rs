@@ -406,7 +406,8 @@ fn wrk_rate(text: &str) -> Option<f64> {
 /// Measurement, not a check: `cargo test --release --test workloads --
 /// --ignored --nocapture compare_with_reference_tools`. Prints builtin vs
 /// iperf3, qperf, ab and wrk on the same veth path, interleaved.
-/// DPLAB_COMPARE=tcp,cv,rr,ping,udp,udploss,http picks the parts (default all).
+/// DPLAB_COMPARE=tcp,cv,rr,ping,udp,udploss,http picks the parts (default
+/// all); DPLAB_COMPARE_REPS sets the interleaved pairs (default 3).
 #[test]
 #[ignore]
 fn compare_with_reference_tools() {
@@ -423,9 +424,13 @@ fn compare_with_reference_tools() {
     let parts =
         std::env::var("DPLAB_COMPARE").unwrap_or_else(|_| "tcp,cv,rr,ping,udp,udploss,http".into());
     let want = |part: &str| parts.split(',').any(|p| p == part);
+    let reps: usize = std::env::var("DPLAB_COMPARE_REPS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(3);
 
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
-    for _ in 0..if want("tcp") { 3 } else { 0 } {
+    for _ in 0..if want("tcp") { reps } else { 0 } {
         ours.push(metric(
             Workload::TcpStream,
             Tool::Builtin,
@@ -469,7 +474,7 @@ fn compare_with_reference_tools() {
     }
 
     let (mut p50, mut qperf_rtt) = (Vec::new(), Vec::new());
-    for _ in 0..if want("rr") { 3 } else { 0 } {
+    for _ in 0..if want("rr") { reps } else { 0 } {
         p50.push(metric(
             Workload::TcpRr,
             Tool::Builtin,
@@ -550,7 +555,7 @@ fn compare_with_reference_tools() {
 
     let url = format!("http://{SERVER_IP}:{PORT}/");
     let (mut builtin_http, mut ab, mut wrk) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..if want("http") { 3 } else { 0 } {
+    for _ in 0..if want("http") { reps } else { 0 } {
         builtin_http.push(metric(
             Workload::Http,
             Tool::Builtin,
