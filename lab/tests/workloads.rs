@@ -581,3 +581,67 @@ fn compare_with_reference_tools() {
         "http req/s (100 keep-alive connections): builtin {builtin_http:.0?}, ab -k -c 100 {ab:.0?}, wrk -t1 -c100 {wrk:.0?}"
     );
 }
+
+/// Sets the node's veth towards the server down (false) or up (true).
+fn set_server_link(up: bool) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let node = netns::netlink::handle_in(NODE).expect("netlink in node");
+        let index = link_index(&node, "dltw-va").await;
+        let msg = if up {
+            LinkUnspec::new_with_index(index).up().build()
+        } else {
+            LinkUnspec::new_with_index(index).down().build()
+        };
+        node.link()
+            .set(msg)
+            .execute()
+            .await
+            .expect("set link state");
+    });
+}
+
+#[test]
+fn path_breaking_mid_measurement_fails_in_time() {
+    if skip_unless_root() {
+        return;
+    }
+    let _testbed = build_testbed();
+    let e = endpoints(SocketAddr::new(IpAddr::V4(SERVER_IP), PORT));
+    let p = Params {
+        duration: Duration::from_secs(2),
+        warmup: Duration::from_millis(500),
+        timeout: Duration::from_secs(1),
+        ..Params::default()
+    };
+    // Joining workers may take up to one more timeout plus grace.
+    let limit = p.warmup + p.duration + 2 * p.timeout + Duration::from_secs(1);
+    for w in [
+        Workload::TcpStream,
+        Workload::TcpRr,
+        Workload::TcpCrr,
+        Workload::Http,
+    ] {
+        let breaker = std::thread::spawn(|| {
+            std::thread::sleep(Duration::from_secs(1));
+            set_server_link(false);
+        });
+        let started = Instant::now();
+        let outcome = run_sample(w, Tool::Builtin, &p, &e, &NoPidRecorder, None);
+        let took = started.elapsed();
+        breaker.join().unwrap();
+        set_server_link(true);
+        eprintln!("{w} with the path cut after 1 s, after {took:.2?}: {outcome:?}");
+        assert!(took <= limit, "{w} took {took:?}, limit {limit:?}");
+        // http rides out a cut by reconnecting: then it must count errors.
+        match (w, &outcome) {
+            (Workload::Http, Ok(s)) => assert!(s.get("errors").unwrap() > 0.0, "{s:?}"),
+            (_, outcome) => assert!(outcome.is_err(), "{w} must fail when the path breaks"),
+        }
+        // Let the veth come back before the next workload.
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}

@@ -278,3 +278,15 @@ impl Supervision<'_> {
 pub fn join_deadline(tl: &Timeline, p: &Params) -> Instant {
     tl.t1.max(Instant::now()) + p.timeout + Duration::from_millis(500)
 }
+
+/// Rewords a socket timeout (EAGAIN from SO_RCVTIMEO/SO_SNDTIMEO) so the
+/// error says what happened: the path stopped carrying traffic.
+pub fn stalled(e: std::io::Error) -> std::io::Error {
+    match e.kind() {
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "stalled: nothing moved within the timeout",
+        ),
+        _ => e,
+    }
+}
