@@ -645,3 +645,44 @@ fn path_breaking_mid_measurement_fails_in_time() {
         std::thread::sleep(Duration::from_millis(300));
     }
 }
+
+#[test]
+fn parallel_streams_and_connections() {
+    if skip_unless_root() {
+        return;
+    }
+    let _testbed = build_testbed();
+    let e = endpoints(SocketAddr::new(IpAddr::V4(SERVER_IP), PORT));
+    let p = Params {
+        parallel: 3,
+        udp_rate_bps: Some(300_000_000),
+        ..short_params()
+    };
+    let mut failures = Vec::new();
+    for w in [
+        Workload::TcpStream,
+        Workload::UdpStream,
+        Workload::TcpRr,
+        Workload::TcpCrr,
+    ] {
+        let outcome = run_sample(w, Tool::Builtin, &p, &e, &NoPidRecorder, None);
+        eprintln!("{w} x3: {outcome:?}");
+        match outcome {
+            Ok(s) => {
+                if let Err(why) = check_plausible(w, Tool::Builtin, &s) {
+                    failures.push(format!("{w}: {why}"));
+                }
+                // Paced at 300 Mbit/s over three streams, the offered load
+                // must be near it, neither one stream's share nor a burst.
+                if w == Workload::UdpStream {
+                    let offered = s.get("offered_gbps").unwrap_or(0.0);
+                    if !(0.2..=0.33).contains(&offered) {
+                        failures.push(format!("udp-stream offered {offered} Gbit/s, asked 0.3"));
+                    }
+                }
+            }
+            Err(err) => failures.push(format!("{w}: {err}")),
+        }
+    }
+    assert!(failures.is_empty(), "failed: {failures:#?}");
+}

@@ -94,6 +94,28 @@ pub fn softirq_seconds() -> Option<f64> {
     parse_proc_stat_softirq_seconds(&std::fs::read_to_string("/proc/stat").ok()?)
 }
 
+/// Whether the kernel keeps softirq time out of task times
+/// (CONFIG_IRQ_TIME_ACCOUNTING, the default of most distributions). Read
+/// once from /proc/config.gz; assumed true when the kernel does not say.
+pub fn softirq_separate_from_tasks() -> bool {
+    static SEPARATE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *SEPARATE.get_or_init(|| {
+        std::process::Command::new("gzip")
+            .args(["-dc", "/proc/config.gz"])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| config_has_irq_time_accounting(&String::from_utf8_lossy(&o.stdout)))
+            .unwrap_or(true)
+    })
+}
+
+pub fn config_has_irq_time_accounting(config: &str) -> bool {
+    config
+        .lines()
+        .any(|l| l.trim() == "CONFIG_IRQ_TIME_ACCOUNTING=y")
+}
+
 /// Thread ids of one side (client or server); workers register themselves.
 #[derive(Clone, Default)]
 pub struct TidSet(Arc<Mutex<Vec<u32>>>);
@@ -179,8 +201,18 @@ impl CpuUsage {
             sample.set("cpu_softirq_percent", percent(soft));
         }
         if let Some(gb) = gigabytes.filter(|gb| *gb > 0.0) {
-            let total = self.client_s + self.server_s + self.softirq_s.unwrap_or(0.0);
-            sample.set("cpu_s_per_gb", total / gb);
+            // With tick accounting alone, a tick that lands in softirq is
+            // charged to the interrupted thread *and* to /proc/stat softirq:
+            // adding both would count it twice.
+            let softirq = if softirq_separate_from_tasks() {
+                self.softirq_s.unwrap_or(0.0)
+            } else {
+                0.0
+            };
+            sample.set(
+                "cpu_s_per_gb",
+                (self.client_s + self.server_s + softirq) / gb,
+            );
         }
     }
 }
@@ -194,6 +226,16 @@ mod tests {
         let line = "1234 (my (odd) name) S 1 2 3 4 5 6 7 8 9 10 250 50 0 0 20 0 1 0";
         let hz = ticks_per_second();
         assert_eq!(parse_stat_cpu_seconds(line), Some(300.0 / hz));
+    }
+
+    #[test]
+    fn irq_time_accounting_from_config() {
+        assert!(config_has_irq_time_accounting(
+            "CONFIG_TICK_CPU_ACCOUNTING=y\nCONFIG_IRQ_TIME_ACCOUNTING=y\n"
+        ));
+        assert!(!config_has_irq_time_accounting(
+            "CONFIG_TICK_CPU_ACCOUNTING=y\n# CONFIG_IRQ_TIME_ACCOUNTING is not set\n"
+        ));
     }
 
     #[test]

@@ -9,7 +9,10 @@
 //! Metrics of each built-in sample (names carry units; CPU is 100 = one core):
 //! - tcp-stream: throughput_gbps (receiver bytes), retransmits
 //!   (tcpi_total_retrans delta), cpu_client/server/softirq_percent,
-//!   cpu_s_per_gb.
+//!   cpu_s_per_gb (client + server + softirq CPU seconds per GB; softirq
+//!   only where the kernel accounts it apart from tasks, see
+//!   [`cpu::softirq_separate_from_tasks`]). cpu_softirq_percent is
+//!   machine-wide.
 //! - udp-stream: throughput_gbps (received), offered_gbps, loss_percent,
 //!   jitter_ms (RFC 3550), out_of_order, CPU as tcp-stream.
 //! - tcp-rr: transactions_per_s, latency_us_p50/p90/p99/max/mean (round
