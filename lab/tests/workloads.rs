@@ -221,6 +221,10 @@ fn check_plausible(w: Workload, tool: Tool, s: &Sample) -> Result<(), String> {
             positive(s, "cpu_s_per_gb")?;
             s.get("retransmits").ok_or("retransmits missing")?;
         }
+        (Workload::TcpStream, Tool::Iperf3 | Tool::Qperf) => {
+            positive(s, "cpu_client_percent")?;
+            positive(s, "cpu_server_percent")?;
+        }
         (Workload::UdpStream, Tool::Qperf) => {}
         (Workload::UdpStream, _) => {
             s.get("jitter_ms").ok_or("jitter_ms missing")?;
@@ -274,17 +278,35 @@ fn every_workload_between_two_pods() {
     for (w, tool) in runs {
         let recorder = CountingRecorder::default();
         let started = Instant::now();
-        let outcome = run_sample(w, tool, &p, &e, &recorder, None);
+        let reports = std::sync::atomic::AtomicU32::new(0);
+        let positive_reports = std::sync::atomic::AtomicU32::new(0);
+        let progress = |rate: f64| {
+            reports.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if rate > 0.0 {
+                positive_reports.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        };
+        let outcome = run_sample(w, tool, &p, &e, &recorder, Some(&progress));
         let took = started.elapsed();
+        let (reports, positive_reports) = (reports.into_inner(), positive_reports.into_inner());
         let (spawned, reaped) = recorder.0.lock().unwrap().clone();
         let verdict = match &outcome {
-            Ok(s) => check_plausible(w, tool, s).and_then(|()| {
-                if spawned.iter().all(|pid| reaped.contains(pid)) {
-                    Ok(())
-                } else {
-                    Err(format!("spawned {spawned:?} but reaped only {reaped:?}"))
-                }
-            }),
+            Ok(s) => check_plausible(w, tool, s)
+                .and_then(|()| {
+                    // Built-ins report a live rate; the adapters do not.
+                    if tool == Tool::Builtin && positive_reports == 0 {
+                        Err(format!("no positive progress report ({reports} reports)"))
+                    } else {
+                        Ok(())
+                    }
+                })
+                .and_then(|()| {
+                    if spawned.iter().all(|pid| reaped.contains(pid)) {
+                        Ok(())
+                    } else {
+                        Err(format!("spawned {spawned:?} but reaped only {reaped:?}"))
+                    }
+                }),
             Err(err) => Err(err.to_string()),
         };
         eprintln!("{w} ({tool}) in {took:.2?}: {outcome:?}");
@@ -356,6 +378,19 @@ fn external_http(program: &str, args: &[String], parse: fn(&str) -> Option<f64>)
     rate
 }
 
+/// Udp RcvbufErrors of namespace `ns` (/proc/net/snmp shows the namespace
+/// of the reading thread).
+fn udp_rcvbuf_errors(ns: &str) -> i64 {
+    let text = netns::run_in(ns, || std::fs::read_to_string("/proc/thread-self/net/snmp"))
+        .unwrap()
+        .unwrap();
+    let mut udp = text.lines().filter(|l| l.starts_with("Udp: "));
+    let names: Vec<&str> = udp.next().unwrap().split_whitespace().collect();
+    let values: Vec<&str> = udp.next().unwrap().split_whitespace().collect();
+    let at = names.iter().position(|n| *n == "RcvbufErrors").unwrap();
+    values[at].parse().unwrap()
+}
+
 fn ab_rate(text: &str) -> Option<f64> {
     let line = text
         .lines()
@@ -371,7 +406,8 @@ fn wrk_rate(text: &str) -> Option<f64> {
 /// Measurement, not a check: `cargo test --release --test workloads --
 /// --ignored --nocapture compare_with_reference_tools`. Prints builtin vs
 /// iperf3, qperf, ab and wrk on the same veth path, interleaved.
-/// DPLAB_COMPARE=tcp,cv,rr,http picks the parts (default all).
+/// DPLAB_COMPARE=tcp,cv,rr,ping,udp,udploss,http picks the parts (default
+/// all); DPLAB_COMPARE_REPS sets the interleaved pairs (default 3).
 #[test]
 #[ignore]
 fn compare_with_reference_tools() {
@@ -385,11 +421,16 @@ fn compare_with_reference_tools() {
         warmup: Duration::from_secs(1),
         ..Params::default()
     };
-    let parts = std::env::var("DPLAB_COMPARE").unwrap_or_else(|_| "tcp,cv,rr,http".into());
+    let parts =
+        std::env::var("DPLAB_COMPARE").unwrap_or_else(|_| "tcp,cv,rr,ping,udp,udploss,http".into());
     let want = |part: &str| parts.split(',').any(|p| p == part);
+    let reps: usize = std::env::var("DPLAB_COMPARE_REPS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(3);
 
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
-    for _ in 0..if want("tcp") { 3 } else { 0 } {
+    for _ in 0..if want("tcp") { reps } else { 0 } {
         ours.push(metric(
             Workload::TcpStream,
             Tool::Builtin,
@@ -433,7 +474,7 @@ fn compare_with_reference_tools() {
     }
 
     let (mut p50, mut qperf_rtt) = (Vec::new(), Vec::new());
-    for _ in 0..if want("rr") { 3 } else { 0 } {
+    for _ in 0..if want("rr") { reps } else { 0 } {
         p50.push(metric(
             Workload::TcpRr,
             Tool::Builtin,
@@ -456,9 +497,65 @@ fn compare_with_reference_tools() {
     );
     }
 
+    let (mut ours_ping, mut iputils) = (Vec::new(), Vec::new());
+    for _ in 0..if want("ping") { 3 } else { 0 } {
+        ours_ping.push(metric(Workload::Ping, Tool::Builtin, &p, &e, "rtt_ms"));
+        iputils.push(metric(Workload::Ping, Tool::Ping, &p, &e, "rtt_ms"));
+    }
+    if want("ping") {
+        eprintln!("ping rtt ms: builtin {ours_ping:.4?}, iputils ping {iputils:.4?}");
+    }
+
+    let udp = Params {
+        udp_rate_bps: Some(1_000_000_000),
+        ..p.clone()
+    };
+    for _ in 0..if want("udp") { 3 } else { 0 } {
+        for tool in [Tool::Builtin, Tool::Iperf3] {
+            let s = run_sample(Workload::UdpStream, tool, &udp, &e, &NoPidRecorder, None)
+                .unwrap_or_else(|err| panic!("udp-stream ({tool}): {err}"));
+            let m = |n: &str| s.get(n).unwrap_or(f64::NAN);
+            eprintln!(
+                "udp-stream 1 Gbit/s {tool}: {:.3} Gbit/s, loss {:.2}%, jitter {:.4} ms",
+                m("throughput_gbps"),
+                m("loss_percent"),
+                m("jitter_ms")
+            );
+        }
+    }
+
+    if want("udploss") {
+        // Cross-check of the builtin's loss accounting against the kernel's
+        // own drop counter in the server namespace.
+        let flat_out = Params {
+            warmup: Duration::ZERO,
+            ..p.clone()
+        };
+        let before = udp_rcvbuf_errors(SERVER);
+        let s = run_sample(
+            Workload::UdpStream,
+            Tool::Builtin,
+            &flat_out,
+            &e,
+            &NoPidRecorder,
+            None,
+        )
+        .expect("udp-stream flat out");
+        let kernel_drops = udp_rcvbuf_errors(SERVER) - before;
+        let sent =
+            s.get("offered_gbps").unwrap() * 1e9 * 3.0 / 8.0 / flat_out.udp_payload_size as f64;
+        eprintln!(
+            "udp-stream flat out builtin: offered {:.3} Gbit/s, received {:.3} Gbit/s, loss {:.2}% = {:.0} of {sent:.0} datagrams; kernel RcvbufErrors +{kernel_drops}",
+            s.get("offered_gbps").unwrap(),
+            s.get("throughput_gbps").unwrap(),
+            s.get("loss_percent").unwrap(),
+            sent * s.get("loss_percent").unwrap() / 100.0
+        );
+    }
+
     let url = format!("http://{SERVER_IP}:{PORT}/");
     let (mut builtin_http, mut ab, mut wrk) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..if want("http") { 3 } else { 0 } {
+    for _ in 0..if want("http") { reps } else { 0 } {
         builtin_http.push(metric(
             Workload::Http,
             Tool::Builtin,
@@ -483,4 +580,109 @@ fn compare_with_reference_tools() {
     eprintln!(
         "http req/s (100 keep-alive connections): builtin {builtin_http:.0?}, ab -k -c 100 {ab:.0?}, wrk -t1 -c100 {wrk:.0?}"
     );
+}
+
+/// Sets the node's veth towards the server down (false) or up (true).
+fn set_server_link(up: bool) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let node = netns::netlink::handle_in(NODE).expect("netlink in node");
+        let index = link_index(&node, "dltw-va").await;
+        let msg = if up {
+            LinkUnspec::new_with_index(index).up().build()
+        } else {
+            LinkUnspec::new_with_index(index).down().build()
+        };
+        node.link()
+            .set(msg)
+            .execute()
+            .await
+            .expect("set link state");
+    });
+}
+
+#[test]
+fn path_breaking_mid_measurement_fails_in_time() {
+    if skip_unless_root() {
+        return;
+    }
+    let _testbed = build_testbed();
+    let e = endpoints(SocketAddr::new(IpAddr::V4(SERVER_IP), PORT));
+    let p = Params {
+        duration: Duration::from_secs(2),
+        warmup: Duration::from_millis(500),
+        timeout: Duration::from_secs(1),
+        ..Params::default()
+    };
+    // Joining workers may take up to one more timeout plus grace.
+    let limit = p.warmup + p.duration + 2 * p.timeout + Duration::from_secs(1);
+    for w in [
+        Workload::TcpStream,
+        Workload::TcpRr,
+        Workload::TcpCrr,
+        Workload::Http,
+    ] {
+        let breaker = std::thread::spawn(|| {
+            std::thread::sleep(Duration::from_secs(1));
+            set_server_link(false);
+        });
+        let started = Instant::now();
+        let outcome = run_sample(w, Tool::Builtin, &p, &e, &NoPidRecorder, None);
+        let took = started.elapsed();
+        breaker.join().unwrap();
+        set_server_link(true);
+        eprintln!("{w} with the path cut after 1 s, after {took:.2?}: {outcome:?}");
+        assert!(took <= limit, "{w} took {took:?}, limit {limit:?}");
+        // http rides out a cut by reconnecting: then it must count errors.
+        match (w, &outcome) {
+            (Workload::Http, Ok(s)) => assert!(s.get("errors").unwrap() > 0.0, "{s:?}"),
+            (_, outcome) => assert!(outcome.is_err(), "{w} must fail when the path breaks"),
+        }
+        // Let the veth come back before the next workload.
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+#[test]
+fn parallel_streams_and_connections() {
+    if skip_unless_root() {
+        return;
+    }
+    let _testbed = build_testbed();
+    let e = endpoints(SocketAddr::new(IpAddr::V4(SERVER_IP), PORT));
+    let p = Params {
+        parallel: 3,
+        udp_rate_bps: Some(300_000_000),
+        ..short_params()
+    };
+    let mut failures = Vec::new();
+    for w in [
+        Workload::TcpStream,
+        Workload::UdpStream,
+        Workload::TcpRr,
+        Workload::TcpCrr,
+    ] {
+        let outcome = run_sample(w, Tool::Builtin, &p, &e, &NoPidRecorder, None);
+        eprintln!("{w} x3: {outcome:?}");
+        match outcome {
+            Ok(s) => {
+                if let Err(why) = check_plausible(w, Tool::Builtin, &s) {
+                    failures.push(format!("{w}: {why}"));
+                }
+                // Paced at 300 Mbit/s over three streams, the offered load
+                // must be near it, neither one stream's share nor a burst.
+                if w == Workload::UdpStream {
+                    let offered = s.get("offered_gbps").unwrap_or(0.0);
+                    if !(0.2..=0.33).contains(&offered) {
+                        failures.push(format!("udp-stream offered {offered} Gbit/s, asked 0.3"));
+                    }
+                }
+            }
+            Err(err) => failures.push(format!("{w}: {err}")),
+        }
+    }
+    assert!(failures.is_empty(), "failed: {failures:#?}");
 }

@@ -92,14 +92,15 @@ impl<T: Send + 'static> Workers<T> {
     /// error, or every result. A worker that overruns is left behind (its
     /// sockets time out on their own) and reported as hung.
     pub fn join(self, deadline: Instant) -> Result<Vec<T>, WorkloadError> {
+        let allowed = deadline.saturating_duration_since(Instant::now());
         while Instant::now() < deadline && !self.handles.iter().all(|h| h.is_finished()) {
             std::thread::sleep(Duration::from_millis(5));
         }
         if !self.handles.iter().all(|h| h.is_finished()) {
-            return Err(WorkloadError::Hung(
-                deadline.saturating_duration_since(Instant::now()),
-                self.workload,
-            ));
+            return Err(WorkloadError::Hung {
+                workload: self.workload,
+                waited: allowed,
+            });
         }
         let mut results = Vec::with_capacity(self.handles.len());
         let mut first_error = None;
@@ -276,4 +277,16 @@ impl Supervision<'_> {
 /// read or write returns by then) and some grace.
 pub fn join_deadline(tl: &Timeline, p: &Params) -> Instant {
     tl.t1.max(Instant::now()) + p.timeout + Duration::from_millis(500)
+}
+
+/// Rewords a socket timeout (EAGAIN from SO_RCVTIMEO/SO_SNDTIMEO) so the
+/// error says what happened: the path stopped carrying traffic.
+pub fn stalled(e: std::io::Error) -> std::io::Error {
+    match e.kind() {
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "stalled: nothing moved within the timeout",
+        ),
+        _ => e,
+    }
 }

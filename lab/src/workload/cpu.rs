@@ -46,6 +46,42 @@ pub fn process_cpu_seconds(pid: u32) -> Option<f64> {
     parse_stat_cpu_seconds(&text)
 }
 
+/// CPU seconds of process `pid`, its reaped children (cutime, cstime) and
+/// its live descendants: for servers that fork a child per client, as
+/// qperf does. Descendants are read before the parent, so a child reaped
+/// in between is counted twice rather than not at all (a tick at most).
+pub fn process_tree_cpu_seconds(pid: u32) -> Option<f64> {
+    let descendants: f64 = children_of(pid)
+        .into_iter()
+        .filter_map(process_tree_cpu_seconds)
+        .sum();
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &text[text.rfind(')')? + 1..];
+    // Fields 14..=17: utime stime cutime cstime.
+    let ticks: f64 = rest
+        .split_whitespace()
+        .skip(11)
+        .take(4)
+        .map(|f| f.parse::<f64>().ok())
+        .sum::<Option<f64>>()?;
+    Some(ticks / ticks_per_second() + descendants)
+}
+
+fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|list| {
+            list.split_whitespace()
+                .filter_map(|c| c.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
+}
+
 /// Softirq seconds of all CPUs from the text of /proc/stat.
 pub fn parse_proc_stat_softirq_seconds(text: &str) -> Option<f64> {
     let line = text.lines().find(|l| l.starts_with("cpu "))?;
@@ -56,6 +92,28 @@ pub fn parse_proc_stat_softirq_seconds(text: &str) -> Option<f64> {
 
 pub fn softirq_seconds() -> Option<f64> {
     parse_proc_stat_softirq_seconds(&std::fs::read_to_string("/proc/stat").ok()?)
+}
+
+/// Whether the kernel keeps softirq time out of task times
+/// (CONFIG_IRQ_TIME_ACCOUNTING, the default of most distributions). Read
+/// once from /proc/config.gz; assumed true when the kernel does not say.
+pub fn softirq_separate_from_tasks() -> bool {
+    static SEPARATE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *SEPARATE.get_or_init(|| {
+        std::process::Command::new("gzip")
+            .args(["-dc", "/proc/config.gz"])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| config_has_irq_time_accounting(&String::from_utf8_lossy(&o.stdout)))
+            .unwrap_or(true)
+    })
+}
+
+pub fn config_has_irq_time_accounting(config: &str) -> bool {
+    config
+        .lines()
+        .any(|l| l.trim() == "CONFIG_IRQ_TIME_ACCOUNTING=y")
 }
 
 /// Thread ids of one side (client or server); workers register themselves.
@@ -143,8 +201,18 @@ impl CpuUsage {
             sample.set("cpu_softirq_percent", percent(soft));
         }
         if let Some(gb) = gigabytes.filter(|gb| *gb > 0.0) {
-            let total = self.client_s + self.server_s + self.softirq_s.unwrap_or(0.0);
-            sample.set("cpu_s_per_gb", total / gb);
+            // With tick accounting alone, a tick that lands in softirq is
+            // charged to the interrupted thread *and* to /proc/stat softirq:
+            // adding both would count it twice.
+            let softirq = if softirq_separate_from_tasks() {
+                self.softirq_s.unwrap_or(0.0)
+            } else {
+                0.0
+            };
+            sample.set(
+                "cpu_s_per_gb",
+                (self.client_s + self.server_s + softirq) / gb,
+            );
         }
     }
 }
@@ -161,11 +229,44 @@ mod tests {
     }
 
     #[test]
+    fn irq_time_accounting_from_config() {
+        assert!(config_has_irq_time_accounting(
+            "CONFIG_TICK_CPU_ACCOUNTING=y\nCONFIG_IRQ_TIME_ACCOUNTING=y\n"
+        ));
+        assert!(!config_has_irq_time_accounting(
+            "CONFIG_TICK_CPU_ACCOUNTING=y\n# CONFIG_IRQ_TIME_ACCOUNTING is not set\n"
+        ));
+    }
+
+    #[test]
     fn softirq_column() {
         let text = "cpu  10821 6603 5739 52824 410 0 648 12 0 0\ncpu0 1 2 3 4 5 6 7 8 9 10\n";
         assert_eq!(
             parse_proc_stat_softirq_seconds(text),
             Some(648.0 / ticks_per_second())
+        );
+    }
+
+    #[test]
+    fn process_tree_includes_children() {
+        let mut child = std::process::Command::new("sh")
+            .args([
+                "-c",
+                "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done; sleep 5",
+            ])
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(800));
+        let me = std::process::id();
+        let tree = process_tree_cpu_seconds(me).unwrap();
+        let own = process_cpu_seconds(me).unwrap();
+        let theirs = process_cpu_seconds(child.id()).unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(theirs > 0.0, "the child burnt CPU");
+        assert!(
+            tree >= own + theirs - 0.02,
+            "tree {tree} own {own} child {theirs}"
         );
     }
 

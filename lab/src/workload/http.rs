@@ -52,28 +52,18 @@ pub fn run(p: &Params, e: &Endpoints, progress: Progress<'_>) -> Result<Sample, 
     }
     // The client connects everything first; the clock starts after.
     let ready = ready_rx.recv_timeout(p.timeout + Duration::from_secs(1));
-    let abort = |err: WorkloadError| {
+    if let Err(err) = ready.map_err(|_| None).and_then(|r| r.map_err(Some)) {
+        // Call the sample off: dropping the timeline sender wakes a client
+        // that became ready too late.
         stop.stop();
-        err
-    };
-    match ready {
-        Ok(Ok(())) => {}
-        Ok(Err(err)) => {
-            let _ = client.join(Instant::now() + p.timeout);
-            let _ = server.stop(Instant::now() + STOP_POLL * 2);
-            return Err(abort(err));
-        }
-        Err(_) => {
-            // The client ended (its error is in join) or overran.
-            let outcome = client.join(Instant::now() + p.timeout);
-            let err = outcome.err().unwrap_or(WorkloadError::Failed {
-                workload: W,
-                target: e.target,
-                what: "client did not connect in time".into(),
-            });
-            let _ = server.stop(Instant::now() + STOP_POLL * 2);
-            return Err(abort(err));
-        }
+        drop(timeline_tx);
+        let joined = client.join(Instant::now() + p.timeout);
+        let _ = server.stop(Instant::now() + STOP_POLL * 2);
+        return Err(err.or(joined.err()).unwrap_or(WorkloadError::Failed {
+            workload: W,
+            target: e.target,
+            what: format!("client did not connect within {:?}", p.timeout),
+        }));
     }
     let timeline = Timeline::starting_now(p);
     let _ = timeline_tx.send(timeline);

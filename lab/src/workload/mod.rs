@@ -5,6 +5,28 @@
 //! repeats, interleaves and aggregates. Every socket operation has a timeout,
 //! so a broken path yields an error within `warmup + duration + timeout` (plus
 //! a little grace for joining threads), never a hang.
+//!
+//! Metrics of each built-in sample (names carry units; CPU is 100 = one core):
+//! - tcp-stream: throughput_gbps (receiver bytes), retransmits
+//!   (tcpi_total_retrans delta), cpu_client/server/softirq_percent,
+//!   cpu_s_per_gb (client + server + softirq CPU seconds per GB; softirq
+//!   only where the kernel accounts it apart from tasks, see
+//!   [`cpu::softirq_separate_from_tasks`]). cpu_softirq_percent is
+//!   machine-wide.
+//! - udp-stream: throughput_gbps (received), offered_gbps, loss_percent,
+//!   jitter_ms (RFC 3550), out_of_order, CPU as tcp-stream.
+//! - tcp-rr: transactions_per_s, latency_us_p50/p90/p99/max/mean (round
+//!   trip), cpu_*_percent. tcp-crr: connections_per_s and the same latencies
+//!   (connect to close).
+//! - http: requests_per_s, errors, latency_us_*, cpu_*_percent.
+//! - ping: rtt_ms (mean), rtt_min_ms, rtt_max_ms, rtt_mdev_ms, loss_percent.
+//!
+//! Adapters report what their tool measures: iperf3 throughput_gbps,
+//! retransmits or loss/jitter/out_of_order, cpu_client/server_percent (its
+//! own); qperf throughput_gbps (+ offered_gbps, loss_percent from rates),
+//! tcp_lat as latency_us_mean = 2 x its one-way figure (also
+//! one_way_latency_us) and transactions_per_s, CPU from /proc; ping as the
+//! built-in ping.
 
 mod common;
 pub mod cpu;
@@ -276,8 +298,11 @@ pub enum WorkloadError {
         target: SocketAddr,
         what: String,
     },
-    #[error("{workload}: worker threads did not stop within {0:?} after the end", workload = .1)]
-    Hung(Duration, Workload),
+    #[error("{workload}: worker threads still running {waited:?} after the measurement ended")]
+    Hung {
+        workload: Workload,
+        waited: Duration,
+    },
     #[error("{tool}: {op}: {source}")]
     ToolIo {
         tool: Tool,

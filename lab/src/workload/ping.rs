@@ -1,6 +1,10 @@
 //! ping: ICMP echo every 200 ms through a raw socket created in the client
 //! namespace (dplab runs as root). Echoes sent during the warm-up are
 //! discarded: the first one through a proxy-ARP veth can take 0.8 s.
+//!
+//! Like iputils ping, the round trip runs from the clock read just before
+//! sendto() to the kernel's receive timestamp (SO_TIMESTAMPNS), so the
+//! wake-up of this thread is not part of it.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -28,7 +32,7 @@ pub fn run(p: &Params, e: &Endpoints, progress: Progress<'_>) -> Result<Sample, 
     // Distinguishes our echoes from other pings in the namespace.
     let ident: u16 = rand::random();
     let timeline = Timeline::starting_now(p);
-    let mut sent_at: BTreeMap<u16, Instant> = BTreeMap::new();
+    let mut sent_at: BTreeMap<u16, (Instant, Duration)> = BTreeMap::new();
     let mut measured_seqs = Vec::new();
     let mut rtts_ms = Vec::new();
     let mut seq: u16 = 0;
@@ -38,8 +42,9 @@ pub fn run(p: &Params, e: &Endpoints, progress: Progress<'_>) -> Result<Sample, 
         let now = Instant::now();
         if now >= next_send && now < timeline.t1 {
             seq = seq.wrapping_add(1);
-            send_echo(&fd, dest, ident, seq).map_err(|s| io_err(e, "send echo request", s))?;
-            sent_at.insert(seq, now);
+            let wall =
+                send_echo(&fd, dest, ident, seq).map_err(|s| io_err(e, "send echo request", s))?;
+            sent_at.insert(seq, (now, wall));
             if timeline.measuring(now) {
                 measured_seqs.push(seq);
             }
@@ -58,16 +63,18 @@ pub fn run(p: &Params, e: &Endpoints, progress: Progress<'_>) -> Result<Sample, 
         } else {
             timeline.t1 + p.timeout
         };
-        let Some(len) = recv_with_deadline(&fd, &mut buf, until)
+        let Some((len, kernel_rx)) = recv_with_deadline(&fd, &mut buf, until)
             .map_err(|s| io_err(e, "receive echo reply", s))?
         else {
             continue;
         };
         let received = Instant::now();
         if let Some(reply_seq) = parse_echo_reply(&buf[..len], dest, ident) {
-            if let Some(sent) = sent_at.remove(&reply_seq) {
+            if let Some((sent, sent_wall)) = sent_at.remove(&reply_seq) {
                 // A reply later than the timeout counts as lost, as in ping -W.
-                let rtt = received - sent;
+                let rtt = kernel_rx
+                    .and_then(|rx| rx.checked_sub(sent_wall))
+                    .unwrap_or(received - sent);
                 if measured_seqs.contains(&reply_seq) && rtt <= p.timeout {
                     let ms = rtt.as_secs_f64() * 1000.0;
                     rtts_ms.push(ms);
@@ -133,7 +140,22 @@ fn raw_icmp_socket() -> std::io::Result<OwnedFd> {
         return Err(std::io::Error::last_os_error());
     }
     // SAFETY: fd is a fresh, valid descriptor nobody else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let on: libc::c_int = 1;
+    // SAFETY: valid fd and option buffer.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_TIMESTAMPNS,
+            &on as *const _ as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(fd)
 }
 
 /// RFC 1071 internet checksum.
@@ -177,7 +199,8 @@ pub fn parse_echo_reply(packet: &[u8], from: Ipv4Addr, ident: u16) -> Option<u16
     (is_reply && id == ident && src == from).then(|| u16::from_be_bytes([icmp[6], icmp[7]]))
 }
 
-fn send_echo(fd: &OwnedFd, dest: Ipv4Addr, ident: u16, seq: u16) -> std::io::Result<()> {
+/// Sends one echo request; returns the wall clock just before sendto().
+fn send_echo(fd: &OwnedFd, dest: Ipv4Addr, ident: u16, seq: u16) -> std::io::Result<Duration> {
     let pkt = echo_request(ident, seq);
     let addr = libc::sockaddr_in {
         sin_family: libc::AF_INET as libc::sa_family_t,
@@ -187,6 +210,7 @@ fn send_echo(fd: &OwnedFd, dest: Ipv4Addr, ident: u16, seq: u16) -> std::io::Res
         },
         sin_zero: [0; 8],
     };
+    let wall = wall_clock();
     // SAFETY: pkt and addr are valid for the lengths given.
     let rc = unsafe {
         libc::sendto(
@@ -202,19 +226,27 @@ fn send_echo(fd: &OwnedFd, dest: Ipv4Addr, ident: u16, seq: u16) -> std::io::Res
         let err = std::io::Error::last_os_error();
         // No route or neighbour yet: the echo is lost, not the sample.
         return match err.raw_os_error() {
-            Some(libc::EHOSTUNREACH) | Some(libc::ENETUNREACH) | Some(libc::ENOBUFS) => Ok(()),
+            Some(libc::EHOSTUNREACH) | Some(libc::ENETUNREACH) | Some(libc::ENOBUFS) => Ok(wall),
             _ => Err(err),
         };
     }
-    Ok(())
+    Ok(wall)
 }
 
-/// Waits for one packet until `deadline`; None on timeout.
+/// CLOCK_REALTIME, the clock of SO_TIMESTAMPNS.
+fn wall_clock() -> Duration {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+/// Waits for one packet until `deadline`; None on timeout. Returns its
+/// length and the kernel's receive timestamp, if it gave one.
 fn recv_with_deadline(
     fd: &OwnedFd,
     buf: &mut [u8],
     deadline: Instant,
-) -> std::io::Result<Option<usize>> {
+) -> std::io::Result<Option<(usize, Option<Duration>)>> {
     let wait = deadline.saturating_duration_since(Instant::now());
     let mut pfd = libc::pollfd {
         fd: fd.as_raw_fd(),
@@ -235,15 +267,20 @@ fn recv_with_deadline(
     if rc == 0 {
         return Ok(None);
     }
-    // SAFETY: buf is valid for buf.len() bytes.
-    let n = unsafe {
-        libc::recv(
-            fd.as_raw_fd(),
-            buf.as_mut_ptr() as *mut libc::c_void,
-            buf.len(),
-            libc::MSG_DONTWAIT,
-        )
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr() as *mut libc::c_void,
+        iov_len: buf.len(),
     };
+    // u64 elements keep the control buffer aligned for cmsghdr.
+    let mut control = [0u64; 16];
+    // SAFETY: msghdr is plain data; every pointer set below is valid.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
+    msg.msg_controllen = std::mem::size_of_val(&control) as _;
+    // SAFETY: msg points at live buffers of the lengths given.
+    let n = unsafe { libc::recvmsg(fd.as_raw_fd(), &mut msg, libc::MSG_DONTWAIT) };
     if n < 0 {
         let err = std::io::Error::last_os_error();
         return match err.kind() {
@@ -251,7 +288,26 @@ fn recv_with_deadline(
             _ => Err(err),
         };
     }
-    Ok(Some(n as usize))
+    Ok(Some((n as usize, kernel_timestamp(&msg))))
+}
+
+/// The SCM_TIMESTAMPNS control message of a received packet.
+fn kernel_timestamp(msg: &libc::msghdr) -> Option<Duration> {
+    // SAFETY: the CMSG_* macros walk the control buffer the kernel filled,
+    // bounded by msg_controllen.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(msg);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_TIMESTAMPNS
+            {
+                let ts: libc::timespec =
+                    std::ptr::read_unaligned(libc::CMSG_DATA(cmsg) as *const libc::timespec);
+                return Some(Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32));
+            }
+            cmsg = libc::CMSG_NXTHDR(msg, cmsg);
+        }
+    }
+    None
 }
 
 #[cfg(test)]

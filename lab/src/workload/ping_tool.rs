@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::iperf3::excerpt;
 use super::ping::{summarize, INTERVAL};
-use super::process::ToolProcess;
+use super::process::{Finished, ToolProcess};
 use super::{Endpoints, Params, PidRecorder, Sample, Tool, WorkloadError};
 
 const T: Tool = Tool::Ping;
@@ -32,7 +32,7 @@ pub fn run(p: &Params, e: &Endpoints, pids: &dyn PidRecorder) -> Result<Sample, 
         e.target.ip().to_string(),
     ];
     let ping = ToolProcess::start(T, &e.client_netns, &args, "ping", true, pids)?;
-    let (_ok, stdout, stderr) = ping.wait_output(Duration::from_secs(deadline_s + 2))?;
+    let Finished { stdout, stderr, .. } = ping.wait_output(Duration::from_secs(deadline_s + 2))?;
     let replies = parse_replies(&stdout);
     let measured: Vec<f64> = replies
         .iter()

@@ -68,16 +68,26 @@ impl<'a> ToolProcess<'a> {
         self.child.as_ref().map(|c| c.id()).unwrap_or(0)
     }
 
-    /// Waits for the process to exit within `limit`, then returns its
-    /// (success, stdout, stderr). Over the limit it is killed.
-    pub fn wait_output(mut self, limit: Duration) -> Result<(bool, String, String), WorkloadError> {
+    /// Waits for the process to exit within `limit`, then returns what it
+    /// did. Over the limit it is killed.
+    pub fn wait_output(mut self, limit: Duration) -> Result<Finished, WorkloadError> {
         let mut child = self.child.take().expect("not yet waited");
         // Read the pipes on threads so a chatty tool never blocks on a full pipe.
         let out = child.stdout.take().map(read_all_on_thread);
         let err = child.stderr.take().map(read_all_on_thread);
-        let deadline = Instant::now() + limit;
+        let started = Instant::now();
+        let deadline = started + limit;
+        let mut cpu_s = None;
         let status = loop {
-            match child.try_wait() {
+            // Only a child that has exited is reaped, and its CPU time is
+            // read from /proc first, while it is still a zombie.
+            let reaped = if exited_unreaped(child.id()) {
+                cpu_s = super::cpu::process_cpu_seconds(child.id());
+                child.wait().map(Some)
+            } else {
+                Ok(None)
+            };
+            match reaped {
                 Ok(Some(status)) => break Some(status),
                 Ok(None) if Instant::now() >= deadline => break None,
                 Ok(None) => std::thread::sleep(Duration::from_millis(10)),
@@ -102,7 +112,13 @@ impl<'a> ToolProcess<'a> {
         let collect = |h: Option<std::thread::JoinHandle<String>>| {
             h.map(|h| h.join().unwrap_or_default()).unwrap_or_default()
         };
-        Ok((status.success(), collect(out), collect(err)))
+        Ok(Finished {
+            success: status.success(),
+            stdout: collect(out),
+            stderr: collect(err),
+            cpu_s,
+            wall: started.elapsed(),
+        })
     }
 
     /// Kills the process now and returns what it wrote to stderr.
@@ -129,6 +145,33 @@ impl Drop for ToolProcess<'_> {
         if let Some(mut child) = self.child.take() {
             kill_and_reap(&mut child, self.pids);
         }
+    }
+}
+
+/// How a tool process ended.
+pub struct Finished {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+    /// user + system CPU seconds of the process, if readable at its exit.
+    pub cpu_s: Option<f64>,
+    /// From start of waiting to exit.
+    pub wall: Duration,
+}
+
+/// True once `pid` exited; leaves it a zombie (WNOWAIT) so /proc still
+/// holds its final CPU times.
+fn exited_unreaped(pid: u32) -> bool {
+    // SAFETY: waitid only writes into the siginfo we own.
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        let rc = libc::waitid(
+            libc::P_PID,
+            pid as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        );
+        rc == 0 && info.si_pid() != 0
     }
 }
 

@@ -6,12 +6,13 @@
 //! `server_port + 1`, which the client dials at the target IP too: through a
 //! cluster IP both ports must be forwarded. qperf has no warm-up option, so
 //! a warm-up is a separate, discarded run. Its CPU figures cover the whole
-//! machine (both ends share it here), so they are not reported.
+//! machine (both ends share it here), so CPU comes from /proc/<pid>/stat.
 
 use std::time::Duration;
 
+use super::cpu::process_tree_cpu_seconds;
 use super::iperf3::{excerpt, whole_seconds};
-use super::process::{wait_listening, ToolProcess};
+use super::process::{wait_listening, Finished, ToolProcess};
 use super::{Endpoints, Params, PidRecorder, Sample, Tool, Workload, WorkloadError};
 
 const T: Tool = Tool::Qperf;
@@ -36,6 +37,18 @@ pub fn run(
 ) -> Result<Sample, WorkloadError> {
     let test = test_name(w)?;
     let seconds = whole_seconds(p.duration)?;
+    // Refuse what qperf cannot do rather than measure something else.
+    if p.parallel != 1 {
+        return Err(WorkloadError::BadParams(format!(
+            "qperf runs one stream; parallel {} is not possible",
+            p.parallel
+        )));
+    }
+    if w == Workload::UdpStream && p.udp_rate_bps.is_some() {
+        return Err(WorkloadError::BadParams(
+            "qperf udp_bw sends flat out; it cannot pace to udp_rate_bps".into(),
+        ));
+    }
     let data_port = e
         .server_port
         .checked_add(1)
@@ -50,11 +63,24 @@ pub fn run(
     )?;
     wait_listening(&mut server, e.server_port, p.timeout)?;
     let warmup = p.warmup.as_secs_f64().ceil() as u64;
+    let server_pid = server.pid();
     let outcome = (|| {
         if warmup > 0 {
             client_run(w, test, warmup, data_port, p, e, pids)?;
         }
-        client_run(w, test, seconds, data_port, p, e, pids)
+        let server_cpu_before = process_tree_cpu_seconds(server_pid);
+        let (mut sample, client) = client_run(w, test, seconds, data_port, p, e, pids)?;
+        // qperf's own CPU figures cover the whole machine; these are the
+        // two processes' own (the server forks a child per test), over the
+        // client's lifetime.
+        let wall = client.wall.as_secs_f64();
+        if let Some(cpu) = client.cpu_s {
+            sample.set("cpu_client_percent", 100.0 * cpu / wall);
+        }
+        if let (Some(a), Some(b)) = (server_cpu_before, process_tree_cpu_seconds(server_pid)) {
+            sample.set("cpu_server_percent", 100.0 * (b - a) / wall);
+        }
+        Ok(sample)
     })();
     let _ = server.stop();
     outcome
@@ -68,7 +94,7 @@ fn client_run(
     p: &Params,
     e: &Endpoints,
     pids: &dyn PidRecorder,
-) -> Result<Sample, WorkloadError> {
+) -> Result<(Sample, Finished), WorkloadError> {
     let message_size = match w {
         Workload::TcpStream => p.stream_write_size,
         Workload::UdpStream => p.udp_payload_size,
@@ -93,15 +119,15 @@ fn client_run(
     let client = ToolProcess::start(T, &e.client_netns, &args, "qperf client", true, pids)?;
     // qperf spends up to its timeout synchronising at each end.
     let limit = Duration::from_secs(seconds + 2 * timeout_s) + Duration::from_secs(2);
-    let (ok, stdout, stderr) = client.wait_output(limit)?;
-    let text = format!("{stdout}{stderr}");
-    if !ok {
+    let finished = client.wait_output(limit)?;
+    let text = format!("{}{}", finished.stdout, finished.stderr);
+    if !finished.success {
         return Err(WorkloadError::ToolReported {
             tool: T,
             message: excerpt(&text),
         });
     }
-    parse(w, &text)
+    Ok((parse(w, &text)?, finished))
 }
 
 /// The value of `name = value unit` lines in qperf's output, converted by

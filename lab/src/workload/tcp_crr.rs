@@ -11,7 +11,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::common::{join_deadline, tcp_listener, StopFlag, Supervision, Timeline, Workers};
+use super::common::{
+    join_deadline, stalled, tcp_listener, StopFlag, Supervision, Timeline, Workers,
+};
 use super::cpu::CpuMeter;
 use super::histogram::LatencyHistogram;
 use super::tcp_rr::{finish, read_message, Tally};
@@ -50,7 +52,7 @@ pub fn run(p: &Params, e: &Endpoints, progress: Progress<'_>) -> Result<Sample, 
             }
         };
         servers.spawn(None, &cpu.server, move || {
-            serve(&listener, size, timeout, &stop).map_err(|(op, s)| server_err(op, s))
+            serve(&listener, size, timeout, &stop).map_err(|(op, s)| server_err(op, stalled(s)))
         })?;
     }
     let timeline = Timeline::starting_now(p);
@@ -106,7 +108,7 @@ fn connect_loop(
         workload: W,
         target,
         op,
-        source,
+        source: stalled(source),
     };
     let request = vec![0x63u8; size];
     let mut response = vec![0u8; size];

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::common::{
-    accept_n, join_deadline, tcp_connect, tcp_listener, StopFlag, Supervision, Timeline, Workers,
+    accept_n, join_deadline, stalled, tcp_connect, tcp_listener, StopFlag, Supervision, Timeline,
+    Workers,
 };
 use super::cpu::CpuMeter;
 use super::histogram::LatencyHistogram;
@@ -117,7 +118,7 @@ fn request_loop(
         workload: W,
         target,
         op,
-        source,
+        source: stalled(source),
     };
     s.set_nodelay(true)
         .map_err(|e| io_err("set TCP_NODELAY", e))?;
@@ -153,7 +154,7 @@ pub(crate) fn echo(mut s: TcpStream, size: usize, target: SocketAddr) -> Result<
         workload: W,
         target,
         op,
-        source,
+        source: stalled(source),
     };
     s.set_nodelay(true)
         .map_err(|e| io_err("set TCP_NODELAY", e))?;

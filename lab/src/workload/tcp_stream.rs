@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::common::{
-    accept_n, join_deadline, tcp_connect, tcp_listener, StopFlag, Supervision, Timeline, Workers,
+    accept_n, join_deadline, stalled, tcp_connect, tcp_listener, StopFlag, Supervision, Timeline,
+    Workers,
 };
 use super::cpu::CpuMeter;
 use super::{Endpoints, Params, Progress, Sample, Workload, WorkloadError};
@@ -110,7 +111,7 @@ fn send(
                 workload: W,
                 target,
                 op: "write",
-                source,
+                source: stalled(source),
             });
         }
     }
@@ -136,7 +137,7 @@ fn receive(
                     workload: W,
                     target,
                     op: "read on the server",
-                    source,
+                    source: stalled(source),
                 })
             }
         }

@@ -305,16 +305,23 @@ fn send(
     let mut buf = vec![0u8; size];
     let mut seq = 0u64;
     let mut in_window = 0u64;
-    let started = Instant::now();
-    let bits = (size * 8) as f64;
+    // Token bucket in datagrams: the burst (5 ms of traffic, at least 32)
+    // covers sleep granularity but a sender starved of CPU does not catch up
+    // later at more than the asked rate.
+    let per_second = rate_bps.map(|r| r / (size * 8) as f64);
+    let burst = per_second.map(|pps| (pps * 0.005).max(32.0)).unwrap_or(0.0);
+    let mut tokens = 0.0f64;
+    let mut last = Instant::now();
     while !stop.stopped() {
-        if let Some(rate) = rate_bps {
-            // Pace: stay at or below rate * elapsed.
-            let allowed = rate * started.elapsed().as_secs_f64() / bits;
-            if (seq as f64) >= allowed {
+        if let Some(pps) = per_second {
+            let now = Instant::now();
+            tokens = (tokens + now.duration_since(last).as_secs_f64() * pps).min(burst);
+            last = now;
+            if tokens < 1.0 {
                 std::thread::sleep(Duration::from_micros(50));
                 continue;
             }
+            tokens -= 1.0;
         }
         let now = epoch.elapsed().as_nanos() as u64;
         Header {
