@@ -9,7 +9,8 @@
 # See tests/guest/README.md for options, requirements and timings.
 set -euo pipefail
 
-readonly SELF=$(readlink -f "${BASH_SOURCE[0]}")
+SELF=$(readlink -f "${BASH_SOURCE[0]}")
+readonly SELF
 readonly CACHE_ROOT=${DPLAB_GUEST_CACHE:-/var/lib/dplab-guest}
 readonly VENV=$CACHE_ROOT/venv
 # Pinned so that every machine boots guests the same way.
@@ -162,11 +163,12 @@ ensure_kernel() {
 # /dev/kvm opens but QEMU aborts (e.g. "failed to set MSR 0x10a") or hangs.
 # The verdict is remembered per kernel so the probe boot happens once.
 kvm_works() {
-	local vmlinuz=$1 verdict=$CACHE_ROOT/kvm-verdict-$(basename "$1")
+	local vmlinuz=$1 verdict
+	verdict=$CACHE_ROOT/kvm-verdict-$(basename "$vmlinuz")
 	[[ -r /dev/kvm && -w /dev/kvm ]] || return 1
 	if [[ ! -e $verdict ]]; then
 		log "probing KVM with one guest boot"
-		if timeout 120 "${VNG[@]}" --run "$vmlinuz" --memory 512M --exec true \
+		if timeout 120 "${VNG[@]}" --run "$vmlinuz" --force-9p --memory 512M --exec true \
 			</dev/null >/dev/null 2>&1; then
 			echo yes >"$verdict"
 		else
@@ -199,7 +201,8 @@ guest_env_args() {
 run_guest() {
 	local vmlinuz=$1 accel=$2
 	shift 2
-	local rwdirs=("$PWD" /tmp "${EXTRA_RWDIRS[@]}") vng_args=() dir env_args=()
+	# /tmp first: a cwd below it is then mounted on top, not hidden.
+	local rwdirs=(/tmp "$PWD" "${EXTRA_RWDIRS[@]}") vng_args=() dir env_args=()
 	for dir in "${rwdirs[@]}"; do
 		vng_args+=(--rwdir "$dir")
 	done
@@ -223,6 +226,7 @@ run_guest() {
 through_pipes() {
 	local fifos status=0 out_pid err_pid
 	fifos=$(mktemp -d)
+	trap 'rm -rf "$fifos"' EXIT
 	mkfifo "$fifos/out" "$fifos/err"
 	cat "$fifos/out" &
 	out_pid=$!
@@ -230,7 +234,6 @@ through_pipes() {
 	err_pid=$!
 	"$@" >"$fifos/out" 2>"$fifos/err" || status=$?
 	wait "$out_pid" "$err_pid"
-	rm -rf "$fifos"
 	return "$status"
 }
 
@@ -258,6 +261,8 @@ prepare_guest_mounts() {
 
 # Called by run_guest through vng --exec: --in-guest DIR [NAME=VALUE...] -- CMD...
 guest_main() {
+	# Loading modules and mounting are meant for the throwaway guest only.
+	grep -q virtme /proc/cmdline || die "--in-guest is internal: it runs inside the guest"
 	local dir=$1
 	shift
 	while [[ $1 != -- ]]; do
@@ -282,14 +287,36 @@ bad_usage() {
 	exit 2
 }
 
+set_option() {
+	local name=$1 value=$2
+	case $name in
+	--kernel)
+		[[ $value =~ ^[0-9]+\.[0-9]+$ ]] || bad_usage "--kernel wants a series like 6.1 or 6.12"
+		KERNEL_SERIES=$value
+		;;
+	--rwdir)
+		[[ -d $value ]] || bad_usage "--rwdir wants an existing directory: $value"
+		EXTRA_RWDIRS+=("$(readlink -f "$value")")
+		;;
+	--cpus)
+		[[ $value =~ ^[1-9][0-9]*$ ]] || bad_usage "--cpus wants a positive number"
+		CPUS=$value
+		;;
+	--memory)
+		[[ $value =~ ^[1-9][0-9]*[MG]$ ]] || bad_usage "--memory wants a size like 2G or 1536M"
+		MEMORY=$value
+		;;
+	esac
+}
+
 parse_args() {
 	while (($#)); do
 		case $1 in
-		--kernel) KERNEL_SERIES=${2:-} && shift 2 || bad_usage "--kernel needs a VERSION" ;;
-		--rwdir) [[ -d ${2:-} ]] || bad_usage "--rwdir needs an existing DIR"
-			EXTRA_RWDIRS+=("$(readlink -f "$2")") && shift 2 ;;
-		--cpus) CPUS=${2:-} && shift 2 || bad_usage "--cpus needs N" ;;
-		--memory) MEMORY=${2:-} && shift 2 || bad_usage "--memory needs SIZE" ;;
+		--kernel | --rwdir | --cpus | --memory)
+			(($# >= 2)) || bad_usage "$1 needs a value"
+			set_option "$1" "$2"
+			shift 2
+			;;
 		--no-kvm) NO_KVM=1 && shift ;;
 		--verbose) VERBOSE=1 && shift ;;
 		-h | --help) usage && exit 0 ;;
@@ -298,23 +325,25 @@ parse_args() {
 		esac
 	done
 	(($#)) || bad_usage "missing -- CMD"
-	[[ $KERNEL_SERIES =~ ^[0-9]+\.[0-9]+$ ]] || bad_usage "--kernel wants a series like 6.1 or 6.12"
-	[[ $CPUS =~ ^[1-9][0-9]*$ ]] || bad_usage "--cpus wants a positive number"
 	CMD=("$@")
 }
 
 host_main() {
-	((EUID == 0)) || die "must run as root (installs packages, boots a root guest)"
 	parse_args "$@"
+	((EUID == 0)) || die "must run as root (installs packages, boots a root guest)"
 	mkdir -p "$CACHE_ROOT/kernels"
+	local pkg vmlinuz accel=tcg
+	# Runs started together must not install or fetch into the cache at once.
+	exec 9>"$CACHE_ROOT/.lock"
+	flock 9
 	ensure_host_packages
 	ensure_vng
-	local pkg vmlinuz accel=tcg
 	pkg=$(resolve_kernel_package "$KERNEL_SERIES")
 	vmlinuz=$(ensure_kernel "$pkg")
 	if ((!NO_KVM)) && kvm_works "$vmlinuz"; then
 		accel=kvm
 	fi
+	exec 9>&-
 	run_guest "$vmlinuz" "$accel" "${CMD[@]}"
 }
 
