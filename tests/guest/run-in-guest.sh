@@ -35,6 +35,16 @@ sha256_ssse3,sha512_ssse3,ghash_clmulni_intel,crc32_pclmul,crc32c_intel,\
 crct10dif_pclmul
 
 log() { echo "run-in-guest: $*" >&2; }
+
+# Runs an install step with its chatter sent to the cache's install.log,
+# which is shown only if the step fails.
+readonly INSTALL_LOG=$CACHE_ROOT/install.log
+quietly() {
+	if ! "$@" >>"$INSTALL_LOG" 2>&1; then
+		tail -n 20 "$INSTALL_LOG" >&2
+		die "failed: $* (whole log: $INSTALL_LOG)"
+	fi
+}
 # vng calls its helper virtme-run through PATH; CMD keeps the caller's PATH.
 readonly VNG=(env "PATH=$VENV/bin:$PATH" "$VENV/bin/vng")
 die() {
@@ -71,8 +81,8 @@ ensure_host_packages() {
 	((${#missing[@]} == 0)) && return 0
 	log "installing ${missing[*]}"
 	apt_update_once
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-		"${missing[@]}" >/dev/null
+	quietly env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+		"${missing[@]}"
 }
 
 # apt lists may be absent on a fresh machine; one update per script run is enough.
@@ -80,7 +90,7 @@ APT_UPDATED=0
 apt_update_once() {
 	((APT_UPDATED)) && return 0
 	log "apt-get update"
-	apt-get update -qq >/dev/null
+	quietly apt-get update
 	APT_UPDATED=1
 }
 
@@ -89,8 +99,8 @@ ensure_vng() {
 		return 0
 	log "installing virtme-ng $VNG_VERSION into $VENV"
 	# A venv keeps virtme-ng away from the system's and pyenv's site-packages.
-	/usr/bin/python3 -m venv "$VENV"
-	"$VENV/bin/pip" install --quiet --disable-pip-version-check "virtme-ng==$VNG_VERSION"
+	quietly /usr/bin/python3 -m venv "$VENV"
+	quietly "$VENV/bin/pip" install --disable-pip-version-check "virtme-ng==$VNG_VERSION"
 }
 
 # Prints the newest linux-image-VERSION*-amd64-unsigned package apt knows of,
@@ -145,7 +155,7 @@ ensure_kernel() {
 		log "fetching $pkg"
 		tmp=$(mktemp -d "$CACHE_ROOT/kernels/.tmp.XXXXXX")
 		# -o APT::Sandbox::User=root: _apt cannot write into this root-owned folder.
-		(cd "$tmp" && apt-get download -qq -o APT::Sandbox::User=root "$pkg" >/dev/null)
+		(cd "$tmp" && quietly apt-get download -o APT::Sandbox::User=root "$pkg")
 		dpkg-deb -x "$tmp"/*.deb "$tmp/root"
 		# depmod -b and virtme-ng look under lib/modules; newer packages use usr/lib.
 		[[ -d $tmp/root/lib/modules ]] || ln -s usr/lib "$tmp/root/lib"
@@ -223,16 +233,32 @@ run_guest() {
 # its status. QEMU reopens /proc/self/fd/1 and /proc/self/fd/2 with O_TRUNC,
 # once per guest port: given a file it would truncate it (even one opened
 # with >>) and write over its own output from several offsets.
+#
+# The command (vng, which starts virtme-run, which starts QEMU) runs in a
+# session of its own whose process group id is its pid: TERM, INT or HUP sent
+# to this script (e.g. by `timeout`) is passed on to that whole group, so no
+# QEMU is left running after the script is gone.
+FIFO_DIR=
 through_pipes() {
-	local fifos status=0 out_pid err_pid
-	fifos=$(mktemp -d)
-	trap 'rm -rf "$fifos"' EXIT
-	mkfifo "$fifos/out" "$fifos/err"
-	cat "$fifos/out" &
+	local status=0 out_pid err_pid guest_pid
+	FIFO_DIR=$(mktemp -d)
+	trap 'rm -rf "$FIFO_DIR"' EXIT
+	mkfifo "$FIFO_DIR/out" "$FIFO_DIR/err"
+	cat "$FIFO_DIR/out" &
 	out_pid=$!
-	cat "$fifos/err" >&2 &
+	cat "$FIFO_DIR/err" >&2 &
 	err_pid=$!
-	"$@" >"$fifos/out" 2>"$fifos/err" || status=$?
+	# <&0: a background job would otherwise read /dev/null, not our stdin.
+	setsid "$@" <&0 >"$FIFO_DIR/out" 2>"$FIFO_DIR/err" &
+	guest_pid=$!
+	# shellcheck disable=SC2064 # the pid is meant to be fixed now
+	trap "kill -TERM -- -$guest_pid 2>/dev/null" TERM INT HUP
+	wait "$guest_pid" || status=$?
+	# A trapped signal cuts wait short: wait again for the group's real end.
+	while kill -0 "$guest_pid" 2>/dev/null; do
+		status=0
+		wait "$guest_pid" || status=$?
+	done
 	wait "$out_pid" "$err_pid"
 	return "$status"
 }
