@@ -8,9 +8,13 @@
 #
 # See tests/guest/README.md for options, requirements and timings.
 set -euo pipefail
+# Let failures inside $(...) stop the script too.
+shopt -s inherit_errexit
 
 SELF=$(readlink -f "${BASH_SOURCE[0]}")
 readonly SELF
+# Not under /var/cache: virtme-ng-init hides that folder (and /var/tmp,
+# /var/log) behind a tmpfs in the guest, where the modules must be visible.
 readonly CACHE_ROOT=${DPLAB_GUEST_CACHE:-/var/lib/dplab-guest}
 readonly VENV=$CACHE_ROOT/venv
 # Pinned so that every machine boots guests the same way.
@@ -35,6 +39,10 @@ sha256_ssse3,sha512_ssse3,ghash_clmulni_intel,crc32_pclmul,crc32c_intel,\
 crct10dif_pclmul
 
 log() { echo "run-in-guest: $*" >&2; }
+die() {
+	log "$*"
+	exit 1
+}
 
 # Runs an install step with its chatter sent to the cache's install.log,
 # which is shown only if the step fails.
@@ -45,12 +53,9 @@ quietly() {
 		die "failed: $* (whole log: $INSTALL_LOG)"
 	fi
 }
+
 # vng calls its helper virtme-run through PATH; CMD keeps the caller's PATH.
 readonly VNG=(env "PATH=$VENV/bin:$PATH" "$VENV/bin/vng")
-die() {
-	log "$*"
-	exit 1
-}
 
 usage() {
 	cat >&2 <<'EOF'
@@ -113,24 +118,9 @@ newest_kernel_package() {
 		sort -V | tail -n 1 || true
 }
 
-# Debian 12 carries 6.1 in main and 6.12 in bookworm-security; newer series
-# may only be in bookworm-backports, which this adds under a clearly named file.
-readonly BACKPORTS_LIST=/etc/apt/sources.list.d/dplab-bookworm-backports.sources
-add_backports_source() {
-	[[ -e $BACKPORTS_LIST ]] && return 1
-	log "adding bookworm-backports to apt ($BACKPORTS_LIST)"
-	cat >"$BACKPORTS_LIST" <<'EOF'
-# Added by dplab tests/guest/run-in-guest.sh to find newer Debian kernels.
-Types: deb
-URIs: http://deb.debian.org/debian
-Suites: bookworm-backports
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-EOF
-	APT_UPDATED=0
-	apt_update_once
-}
-
+# Debian 12 has 6.1 in main and 6.12 in bookworm-security, both already in
+# its default sources. bookworm-backports has no kernel packages (checked
+# 2026-11), so no apt source is added.
 resolve_kernel_package() {
 	local series=$1 pkg
 	pkg=$(newest_kernel_package "$series")
@@ -138,43 +128,54 @@ resolve_kernel_package() {
 		apt_update_once
 		pkg=$(newest_kernel_package "$series")
 	fi
-	if [[ -z $pkg ]] && add_backports_source; then
-		pkg=$(newest_kernel_package "$series")
-	fi
 	[[ -n $pkg ]] || die "no linux-image-$series*-amd64-unsigned package in apt's sources"
 	echo "$pkg"
 }
 
-# Downloads and unpacks the kernel package once into CACHE_ROOT/kernels/PKG,
-# with modules.dep generated so modprobe works in the guest. virtme-ng finds
-# the modules beside boot/vmlinuz-* and links them as /lib/modules/$(uname -r)
-# in the guest: nothing under the host's /lib/modules is touched.
-ensure_kernel() {
-	local pkg=$1 dir=$CACHE_ROOT/kernels/$1 tmp kver
-	if [[ ! -e $dir/.complete ]]; then
-		log "fetching $pkg"
-		tmp=$(mktemp -d "$CACHE_ROOT/kernels/.tmp.XXXXXX")
-		# -o APT::Sandbox::User=root: _apt cannot write into this root-owned folder.
-		(cd "$tmp" && quietly apt-get download -o APT::Sandbox::User=root "$pkg")
-		dpkg-deb -x "$tmp"/*.deb "$tmp/root"
-		# depmod -b and virtme-ng look under lib/modules; newer packages use usr/lib.
-		[[ -d $tmp/root/lib/modules ]] || ln -s usr/lib "$tmp/root/lib"
-		kver=$(basename "$(ls -d "$tmp"/root/lib/modules/*)")
-		depmod -b "$tmp/root" "$kver"
-		rm -rf "$dir"
-		mv "$tmp/root" "$dir"
-		rm -rf "$tmp"
-		touch "$dir/.complete"
-	fi
-	ls "$dir"/boot/vmlinuz-*
+kernel_dir() { echo "$CACHE_ROOT/kernels/$1"; }
+kernel_cached() { [[ -e $(kernel_dir "$1")/.complete ]]; }
+
+# Downloads and unpacks a kernel package into kernel_dir PKG, with
+# modules.dep generated so modprobe works in the guest. virtme-ng finds the
+# modules beside boot/vmlinuz-* and links them as /lib/modules/$(uname -r) in
+# the guest: nothing under the host's /lib/modules is touched.
+fetch_kernel() {
+	local pkg=$1 dir tmp kver
+	dir=$(kernel_dir "$pkg")
+	log "fetching $pkg"
+	tmp=$(mktemp -d "$CACHE_ROOT/kernels/.tmp.XXXXXX")
+	# -o APT::Sandbox::User=root: _apt cannot write into this root-owned folder.
+	(cd "$tmp" && quietly apt-get download -o APT::Sandbox::User=root "$pkg")
+	dpkg-deb -x "$tmp"/*.deb "$tmp/root"
+	# depmod -b and virtme-ng look under lib/modules; some packages use usr/lib.
+	[[ -d $tmp/root/lib/modules ]] || ln -s usr/lib "$tmp/root/lib"
+	kver=$(basename "$(ls -d "$tmp"/root/lib/modules/*)")
+	depmod -b "$tmp/root" "$kver"
+	rm -rf "$dir"
+	mv "$tmp/root" "$dir"
+	rm -rf "$tmp"
+	touch "$dir/.complete"
 }
+
+# Each unpacked kernel takes about 400 MB: keep one per series.
+prune_other_kernels() {
+	local series=$1 keep=$2 dir
+	for dir in "$CACHE_ROOT/kernels/linux-image-$series".*; do
+		[[ -d $dir && $(basename "$dir") != "$keep" ]] || continue
+		log "removing older $(basename "$dir")"
+		rm -rf "$dir"
+	done
+}
+
+vmlinuz_of() { ls "$(kernel_dir "$1")"/boot/vmlinuz-*; }
 
 # KVM is used only if a guest actually boots with it: in some nested setups
 # /dev/kvm opens but QEMU aborts (e.g. "failed to set MSR 0x10a") or hangs.
-# The verdict is remembered per kernel so the probe boot happens once.
+# The verdict is kept beside the kernel so the probe boot happens once.
 kvm_works() {
-	local vmlinuz=$1 verdict
-	verdict=$CACHE_ROOT/kvm-verdict-$(basename "$vmlinuz")
+	local pkg=$1 vmlinuz verdict
+	vmlinuz=$(vmlinuz_of "$pkg")
+	verdict=$(kernel_dir "$pkg")/.kvm-verdict
 	[[ -r /dev/kvm && -w /dev/kvm ]] || return 1
 	if [[ ! -e $verdict ]]; then
 		log "probing KVM with one guest boot"
@@ -222,11 +223,13 @@ run_guest() {
 	vng_args+=(--force-9p)
 	((VERBOSE)) && vng_args+=(--verbose)
 	mapfile -t env_args < <(guest_env_args)
-	through_pipes "${VNG[@]}" --run "$vmlinuz" \
-		--cpus "$CPUS" --memory "$MEMORY" \
-		--append "modprobe.blacklist=$BOOT_BLACKLIST" \
-		"${vng_args[@]}" \
-		--exec "$(shell_quote "$SELF" --in-guest "$PWD" "${env_args[@]}" -- "$@")"
+	local command=("$VENV/bin/vng" --run "$vmlinuz"
+		--cpus "$CPUS" --memory "$MEMORY"
+		--append "modprobe.blacklist=$BOOT_BLACKLIST"
+		"${vng_args[@]}"
+		--exec "$(shell_quote "$SELF" --in-guest "$PWD" "${env_args[@]}" -- "$@")")
+	((VERBOSE)) && log "$(shell_quote "${command[@]}")"
+	through_pipes env "PATH=$VENV/bin:$PATH" "${command[@]}"
 }
 
 # Runs a command with its stdout and stderr going through FIFOs and returns
@@ -365,8 +368,18 @@ host_main() {
 	ensure_host_packages
 	ensure_vng
 	pkg=$(resolve_kernel_package "$KERNEL_SERIES")
-	vmlinuz=$(ensure_kernel "$pkg")
-	if ((!NO_KVM)) && kvm_works "$vmlinuz"; then
+	if ! kernel_cached "$pkg"; then
+		# A download is due anyway: refresh apt's lists first, since old lists
+		# may name a package the mirror has replaced by a newer one.
+		apt_update_once
+		pkg=$(resolve_kernel_package "$KERNEL_SERIES")
+		if ! kernel_cached "$pkg"; then
+			fetch_kernel "$pkg"
+		fi
+		prune_other_kernels "$KERNEL_SERIES" "$pkg"
+	fi
+	vmlinuz=$(vmlinuz_of "$pkg")
+	if ((!NO_KVM)) && kvm_works "$pkg"; then
 		accel=kvm
 	fi
 	exec 9>&-
