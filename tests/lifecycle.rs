@@ -17,7 +17,11 @@ fn lifecycle(datapath: &str, gateway: &str) {
     let run = match up(BLOG, datapath) {
         Ok(run) => run,
         Err(stderr) if stderr.contains("kernel has no") => {
-            let reason = stderr.lines().filter(|l| l.contains("kernel has no")).collect::<Vec<_>>().join(" ");
+            let reason = stderr
+                .lines()
+                .filter(|l| l.contains("kernel has no"))
+                .collect::<Vec<_>>()
+                .join(" ");
             eprintln!("SKIPPED {datapath}: {reason}");
             assert_eq!(
                 root_snapshot(),
@@ -77,6 +81,16 @@ fn ipvlan_l2() {
 #[test]
 fn ipvlan_l3() {
     lifecycle("ipvlan-l3", "192.168.10.1");
+}
+
+#[test]
+fn ipvlan_ebpf() {
+    lifecycle("ipvlan-ebpf", "192.168.10.1");
+}
+
+#[test]
+fn veth_ebpf() {
+    lifecycle("veth-ebpf", "169.254.10.24");
 }
 
 #[test]

@@ -122,3 +122,60 @@ fn ebpf_proxy_translates_and_redirects_and_leaves_nothing() {
     assert!(new.is_empty(), "programs left loaded: {new:?}");
     assert_eq!(root_snapshot(), before);
 }
+
+/// `dplab up` of a datapath the kernel may lack: None (and a loud skip) when
+/// it does.
+fn up_or_skip(datapath: &str) -> Option<String> {
+    match up(BLOG, datapath) {
+        Ok(run) => Some(run),
+        Err(stderr)
+            if stderr.contains("kernel has no")
+                || stderr.contains("eBPF datapaths unavailable") =>
+        {
+            let reason = stderr.lines().last().unwrap_or("").to_string();
+            eprintln!("SKIPPED {datapath} services: {reason}");
+            None
+        }
+        Err(stderr) => panic!("up {datapath} failed: {stderr}"),
+    }
+}
+
+#[test]
+fn ipvlan_l2_cluster_ip_through_iptables() {
+    ipvlan_cluster_ip("ipvlan-l2", "iptables_dnat_packets");
+}
+
+#[test]
+fn ipvlan_l3_cluster_ip_through_iptables() {
+    ipvlan_cluster_ip("ipvlan-l3", "iptables_dnat_packets");
+}
+
+#[test]
+fn ipvlan_ebpf_cluster_ip_through_ebpf() {
+    ipvlan_cluster_ip("ipvlan-ebpf", "bpf_service_hits");
+}
+
+/// The cluster IP works on an ipvlan datapath, the named counter proves
+/// the proxy, the pod IP is not translated, and teardown leaves nothing.
+fn ipvlan_cluster_ip(datapath: &str, counter: &str) {
+    if !privileged(datapath) {
+        return;
+    }
+    let _labs = lab_guard();
+    let before = root_snapshot();
+    let Some(run) = up_or_skip(datapath) else {
+        return;
+    };
+    let via_service = test_cell(&run, "service:iperf", "tcp-stream");
+    let direct = test_cell(&run, "pod-a", "tcp-rr");
+    down(&run);
+    assert!(proof(&via_service, counter) > 0, "{via_service}");
+    assert_eq!(proof(&direct, counter), 0);
+    if counter != "iptables_dnat_packets" {
+        assert_eq!(proof(&via_service, "iptables_dnat_packets"), 0);
+    }
+    assert!(!std::path::Path::new("/sys/fs/bpf/dplab")
+        .join(&run)
+        .exists());
+    assert_eq!(root_snapshot(), before);
+}

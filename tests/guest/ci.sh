@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# CI, part two: the ipvlan datapaths, which this host's kernel lacks, run in
+# a Debian 6.12 guest (ipvlan as a module, TCX for the eBPF programs):
+#   1. `dplab run` of the three ipvlan datapaths: all six cells must be ok,
+#      with the guest's kernel recorded;
+#   2. the privileged ipvlan tests (lifecycle and services): they must pass
+#      and must not skip.
+# Functional checks only: speeds under emulation mean nothing.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+readonly KERNEL=${DPLAB_GUEST_KERNEL:-6.12}
+guest() { tests/guest/run-in-guest.sh --kernel "$KERNEL" -- "$@"; }
+
+# Test executables of the release build (built by the host test run).
+test_binary() {
+    cargo test --release --no-run --message-format=json --test "$1" 2>/dev/null |
+        python3 -c 'import json,sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == sys.argv[1]:
+        print(m["executable"])' "$1" | tail -n 1
+}
+
+start=$(date +%s)
+out=$(mktemp -d /tmp/dplab-guest-run.XXXXXX)
+guest target/release/dplab run topologies/blog.toml --only ipvlan-l2,ipvlan-l3,ipvlan-ebpf \
+    --duration 1s --repetitions 1 --out "$out"
+python3 - "$out/results.json" "$(uname -r)" <<'PY'
+import json, sys
+results = json.load(open(sys.argv[1]))
+kernel = results["host"]["kernel"]
+assert kernel != sys.argv[2], f"results say host kernel {kernel}: not run in the guest"
+cells = results["cells"]
+bad = [f'{c["datapath"]}/{c["target"]}: {c["status"]} {c["reason"]}' for c in cells if c["status"] != "ok"]
+assert len(cells) == 6 and not bad, f"{len(cells)} cells, not ok: {bad}"
+print(f"guest run on {kernel}: 6 of 6 ipvlan cells ok")
+PY
+
+log=$(mktemp /tmp/dplab-guest-tests.XXXXXX)
+for t in lifecycle services; do
+    bin=$(test_binary "$t")
+    [ -x "$bin" ] || { echo "guest: no test binary for $t" >&2; exit 1; }
+    guest "$bin" ipvlan --test-threads 1 --nocapture 2>&1 | tee -a "$log"
+done
+if grep -q "^SKIPPED" "$log"; then
+    echo "guest: ipvlan tests skipped in the guest:" >&2
+    grep "^SKIPPED" "$log" >&2
+    exit 1
+fi
+echo "guest: ipvlan checks took $(( $(date +%s) - start )) s"
