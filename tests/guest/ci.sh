@@ -10,7 +10,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 readonly KERNEL=${DPLAB_GUEST_KERNEL:-6.12}
-guest() { tests/guest/run-in-guest.sh --kernel "$KERNEL" -- "$@"; }
+# CI may run without standard input; virtme-ng needs one.
+guest() { tests/guest/run-in-guest.sh --kernel "$KERNEL" -- "$@" </dev/null; }
 
 # Test executables of the release build (built by the host test run).
 test_binary() {
