@@ -36,6 +36,9 @@ pub enum Command {
         /// Datapath to wire (default: the first of the topology's matrix)
         #[arg(long)]
         datapath: Option<String>,
+        /// Multi-node labs: routed or vxlan (default: the matrix's first)
+        #[arg(long)]
+        overlay: Option<String>,
     },
     /// Run one workload on a running lab
     Test {

@@ -50,6 +50,16 @@ impl Datapath {
         }
     }
 
+    /// Whether the wiring works in multi-node labs: the eBPF datapaths
+    /// redirect and reverse-translate only between local pods, and the
+    /// child-link ones hang off a private uplink.
+    pub fn works_across_nodes(self) -> bool {
+        matches!(
+            self,
+            Datapath::VethRouted | Datapath::Bridge | Datapath::BridgeNfOff
+        )
+    }
+
     pub fn names() -> String {
         Datapath::ALL.map(|d| d.name()).join(", ")
     }

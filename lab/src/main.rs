@@ -28,9 +28,11 @@ fn main() -> ExitCode {
 async fn dispatch(command: Command) -> Result<u8, Failure> {
     match command {
         Command::Probe { json } => commands::probe::run(json).await,
-        Command::Up { topology, datapath } => {
-            commands::lifecycle::up(&topology, datapath.as_deref()).await
-        }
+        Command::Up {
+            topology,
+            datapath,
+            overlay,
+        } => commands::lifecycle::up(&topology, datapath.as_deref(), overlay.as_deref()).await,
         Command::Down { run, all } => commands::lifecycle::down(run.as_deref(), all),
         Command::Cleanup => commands::lifecycle::cleanup(),
         Command::Test {

@@ -6,7 +6,7 @@ use std::str::FromStr;
 use anyhow::Context;
 
 use crate::cli::{bad_input, Failure, EXIT_ERROR, EXIT_OK};
-use crate::kinds::Datapath;
+use crate::kinds::{Datapath, Overlay};
 use crate::lab::Lab;
 use crate::ledger::{self, Entry};
 use crate::names::RunId;
@@ -17,7 +17,11 @@ use crate::topology::Plan;
 /// same plan.
 const TOPOLOGY_COPY: &str = "topology.toml";
 
-pub async fn up(topology: &Path, datapath: Option<&str>) -> Result<u8, Failure> {
+pub async fn up(
+    topology: &Path,
+    datapath: Option<&str>,
+    overlay: Option<&str>,
+) -> Result<u8, Failure> {
     let plan = super::load_plan(topology)?;
     let datapath = match datapath {
         Some(name) => Datapath::from_str(name).map_err(bad_input)?,
@@ -27,13 +31,26 @@ pub async fn up(topology: &Path, datapath: Option<&str>) -> Result<u8, Failure> 
             .map(|m| m.datapaths[0])
             .unwrap_or(Datapath::VethRouted),
     };
+    if plan.underlay.is_some() && !datapath.works_across_nodes() {
+        return Err(bad_input(format!(
+            "datapath {datapath} works on one node only; this topology has several"
+        )));
+    }
+    let overlay = match overlay {
+        Some(_) if plan.underlay.is_none() => {
+            return Err(bad_input("--overlay: the topology has a single node"))
+        }
+        Some(name) => {
+            Some(Overlay::from_str(name).map_err(|e| bad_input(format!("--overlay: {e}")))?)
+        }
+        None => plan
+            .matrix
+            .as_ref()
+            .and_then(|m| m.overlays.first().copied()),
+    };
     super::require_root()?;
     let run = RunId::fresh();
     eprintln!("dplab: building {} with {datapath} as run {run}", plan.name);
-    let overlay = plan
-        .matrix
-        .as_ref()
-        .and_then(|m| m.overlays.first().copied());
     let lab = Lab::up(&plan, datapath, overlay, run.clone())
         .await
         .with_context(|| format!("building {} with {datapath}", plan.name))?;

@@ -12,7 +12,7 @@ use crate::ledger::Ledger;
 use crate::results::{Cell, CellStatus, Metric};
 use crate::runner::pids::JournalPids;
 use crate::service::{ebpf::EbpfProxy, iptables::Iptables, proof_delta, ServiceProxy};
-use crate::topology::{parse_duration, Plan};
+use crate::topology::{parse_duration, Endpoint, Plan};
 use crate::workload::{self, Endpoints, Params, Tool, Workload};
 
 pub struct TestFlags {
@@ -26,7 +26,7 @@ pub struct TestFlags {
 
 /// Where `--to` points: a pod, or a service's cluster IP.
 struct Destination {
-    server_pod: usize,
+    server: Endpoint,
     target: Target,
     addr: SocketAddr,
     server_port: u16,
@@ -36,9 +36,12 @@ pub async fn run(run: &str, flags: TestFlags) -> Result<u8, Failure> {
     super::require_root()?;
     let lab = super::lifecycle::find_running(run)?;
     let plan = &lab.plan;
-    let client = plan
-        .pod(&flags.from)
-        .ok_or_else(|| bad_input(format!("--from: unknown pod \"{}\"", flags.from)))?;
+    let client = endpoint(plan, &flags.from).ok_or_else(|| {
+        bad_input(format!(
+            "--from: \"{}\" is neither a pod nor a node",
+            flags.from
+        ))
+    })?;
     let w =
         Workload::from_str(&flags.workload).map_err(|e| bad_input(format!("--workload: {e}")))?;
     let tool = Tool::from_str(&flags.tool).map_err(|e| bad_input(format!("--tool: {e}")))?;
@@ -48,8 +51,8 @@ pub async fn run(run: &str, flags: TestFlags) -> Result<u8, Failure> {
         None => Duration::from_secs(3),
     };
     let dest = destination(plan, &flags.to)?;
-    if dest.server_pod == client {
-        return Err(bad_input("--from and --to are the same pod"));
+    if dest.server == client {
+        return Err(bad_input("--from and --to are the same pod or node"));
     }
     let params = Params {
         duration,
@@ -57,8 +60,8 @@ pub async fn run(run: &str, flags: TestFlags) -> Result<u8, Failure> {
         ..Params::default()
     };
     let endpoints = Endpoints {
-        client_netns: lab.run.netns(&plan.pods[client].name),
-        server_netns: lab.run.netns(&plan.pods[dest.server_pod].name),
+        client_netns: lab.run.netns(plan.endpoint_name(client)),
+        server_netns: lab.run.netns(plan.endpoint_name(dest.server)),
         server_port: dest.server_port,
         target: dest.addr,
     };
@@ -97,8 +100,8 @@ pub async fn run(run: &str, flags: TestFlags) -> Result<u8, Failure> {
             .then(|| lab.datapath.service_proxy().name().to_string()),
         workload: w.to_string(),
         tool: tool.to_string(),
-        client: plan.pods[client].name.clone(),
-        server: plan.pods[dest.server_pod].name.clone(),
+        client: plan.endpoint_name(client).to_string(),
+        server: plan.endpoint_name(dest.server).to_string(),
         overlay: None,
         placement: None,
         status,
@@ -124,7 +127,7 @@ fn destination(plan: &Plan, to: &str) -> Result<Destination, Failure> {
             .map(|i| &plan.services[i])
             .ok_or_else(|| bad_input(format!("--to: unknown service \"{name}\"")))?;
         return Ok(Destination {
-            server_pod: s.backends[0],
+            server: Endpoint::Pod(s.backends[0]),
             target: Target::ClusterIp,
             addr: SocketAddr::from((s.cluster_ip, s.port)),
             server_port: s.target_port,
@@ -136,9 +139,26 @@ fn destination(plan: &Plan, to: &str) -> Result<Destination, Failure> {
     };
     if let Some(pod) = pod {
         return Ok(Destination {
-            server_pod: pod,
+            server: Endpoint::Pod(pod),
             target: Target::PodIp,
             addr: SocketAddr::from((plan.pods[pod].address, PORT)),
+            server_port: PORT,
+        });
+    }
+    let node = match Ipv4Addr::from_str(to) {
+        Ok(ip) => plan.nodes.iter().position(|n| n.underlay_ip == Some(ip)),
+        Err(_) => plan.nodes.iter().position(|n| n.name == to),
+    };
+    if let Some(n) = node {
+        let ip = plan.nodes[n].underlay_ip.ok_or_else(|| {
+            bad_input(format!(
+                "--to: node \"{to}\" has no address of its own in a single-node lab"
+            ))
+        })?;
+        return Ok(Destination {
+            server: Endpoint::Node(n),
+            target: Target::NodeIp,
+            addr: SocketAddr::from((ip, PORT)),
             server_port: PORT,
         });
     }
@@ -178,4 +198,14 @@ fn print_cell(cell: &Cell, json: bool) {
     for (name, v) in &cell.proof {
         println!("  proof {name} {v}");
     }
+}
+
+/// A pod or node of the lab by name.
+fn endpoint(plan: &Plan, name: &str) -> Option<Endpoint> {
+    plan.pod(name).map(Endpoint::Pod).or_else(|| {
+        plan.nodes
+            .iter()
+            .position(|n| n.name == name)
+            .map(Endpoint::Node)
+    })
 }

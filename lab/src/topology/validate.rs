@@ -19,14 +19,6 @@ const DEFAULT_SERVICE_CIDR: &str = "10.96.0.0/12";
 const DEFAULT_ROUTED_GATEWAY: Ipv4Addr = Ipv4Addr::new(169, 254, 10, 24);
 const DEFAULT_UNDERLAY_CIDR: &str = "10.0.0.0/24";
 const DEFAULT_UNDERLAY_MTU: u32 = 1500;
-/// Datapaths whose wiring works across nodes (the eBPF ones redirect and
-/// reverse-translate only between local pods; the child-link ones hang
-/// off a private uplink).
-const MULTI_NODE_DATAPATHS: [Datapath; 3] = [
-    Datapath::VethRouted,
-    Datapath::Bridge,
-    Datapath::BridgeNfOff,
-];
 const DEFAULT_DURATION: Duration = Duration::from_secs(10);
 const DEFAULT_REPETITIONS: u32 = 3;
 /// Node and pod names become namespace names (`dl3f9a-<name>`).
@@ -627,13 +619,18 @@ fn check_matrix(
     }
     let overlays = check_overlays(c, raw, plan)?;
     if !overlays.is_empty() {
-        if let Some(d) = datapaths.iter().find(|d| !MULTI_NODE_DATAPATHS.contains(d)) {
+        if let Some(d) = datapaths.iter().find(|d| !d.works_across_nodes()) {
             return c.err(
                 raw.datapaths.span(),
                 "matrix.datapaths",
                 format!(
                     "datapath \"{d}\" works on one node only; across nodes use {}",
-                    MULTI_NODE_DATAPATHS.map(|d| d.name()).join(", ")
+                    Datapath::ALL
+                        .iter()
+                        .filter(|d| d.works_across_nodes())
+                        .map(|d| d.name())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             );
         }
