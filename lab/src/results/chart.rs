@@ -159,14 +159,22 @@ pub fn overlay_bandwidth(results: &Results) -> Result<Option<Chart>, ChartError>
             paths.push(c);
         }
     }
+    // Name the datapath only when there is more than one.
+    let several_datapaths = paths.iter().any(|p| p.datapath != paths[0].datapath);
     let groups = paths
         .iter()
         .map(|p| BarGroup {
             name: format!(
-                "{} > {} ({})",
+                "{} > {} {} ({}){}",
                 p.client,
                 p.server,
-                p.placement.as_deref().unwrap_or("?")
+                p.target,
+                p.placement.as_deref().unwrap_or("?"),
+                if several_datapaths {
+                    format!(" {}", p.datapath)
+                } else {
+                    String::new()
+                }
             ),
             bars: overlays
                 .iter()
@@ -258,7 +266,7 @@ fn axis_number(v: &f64) -> String {
 /// The width of the label column: enough for the longest name.
 fn label_width(names: impl Iterator<Item = usize>) -> u32 {
     let longest = names.max().unwrap_or(8) as u32;
-    (longest * 8 + 24).clamp(110, 320)
+    (longest * 8 + 24).clamp(110, 440)
 }
 
 /// Title at the top and, at the bottom left, where the data comes from.

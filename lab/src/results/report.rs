@@ -664,18 +664,19 @@ fn overlay_ratio_table(out: &mut String, r: &Results) {
     }
     out.push_str("\n### vxlan / routed, cross-node\n\n");
     out.push_str("Ratio of the medians, vxlan divided by routed. `≈`: within noise.\n\n");
-    let mut head = String::from("| path | target |");
+    let mut head = String::from("| path | target | datapath |");
     for (_, _, title) in MULTI_NODE_COLUMNS {
         let _ = write!(head, " {title} |");
     }
     let _ = writeln!(out, "{head}");
-    let _ = writeln!(out, "|{}", "---|".repeat(2 + MULTI_NODE_COLUMNS.len()));
+    let _ = writeln!(out, "|{}", "---|".repeat(3 + MULTI_NODE_COLUMNS.len()));
     for o in &ratios {
         let _ = write!(
             out,
-            "| {} | {} |",
+            "| {} | {} | {} |",
             escape(&path_label(&o.path)),
-            escape(&o.path.target)
+            escape(&o.path.target),
+            escape(&o.path.datapath)
         );
         for ratio in &o.ratios {
             let _ = write!(out, " {} |", format_ratio_pair(*ratio));
