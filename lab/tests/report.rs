@@ -333,7 +333,7 @@ fn overlay_ratio_table_divides_vxlan_by_routed() {
     assert!(row.contains(&format!("{bw:.2}")), "{row} lacks {bw:.2}");
     // tcp-rr failed on vxlan: no ratio for it.
     let cols: Vec<&str> = row.split(" | ").collect();
-    assert_eq!(cols[4], "–", "{row}");
+    assert_eq!(cols[5], "–", "{row}");
     // Same-node paths are not in the cross-node ratio table.
     assert!(!table.contains("pod-a > pod-b"));
     assert!(table.contains("| node1 > node2 | node-ip |"));
@@ -392,7 +392,7 @@ fn charts_are_well_formed_svg_naming_every_datapath() {
             "http-latency.svg"
         ]
     );
-    assert!(multi[0].svg.contains("pod-a &gt; pod-c (cross-node)"));
+    assert!(multi[0].svg.contains("pod-a &gt; pod-c pod-ip (cross-node)"));
     for c in &multi {
         assert_svg_parses(&c.svg);
     }
