@@ -367,6 +367,8 @@ parse_args() {
 }
 
 host_main() {
+	# virtme-run fails on a closed stdin (CI may start us so): give it /dev/null.
+	[[ -e /proc/self/fd/0 ]] || exec </dev/null
 	parse_args "$@"
 	((EUID == 0)) || die "must run as root (installs packages, boots a root guest)"
 	mkdir -p "$CACHE_ROOT/kernels"
