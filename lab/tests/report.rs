@@ -392,7 +392,9 @@ fn charts_are_well_formed_svg_naming_every_datapath() {
             "http-latency.svg"
         ]
     );
-    assert!(multi[0].svg.contains("pod-a &gt; pod-c pod-ip (cross-node)"));
+    assert!(multi[0]
+        .svg
+        .contains("pod-a &gt; pod-c pod-ip (cross-node)"));
     for c in &multi {
         assert_svg_parses(&c.svg);
     }

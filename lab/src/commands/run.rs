@@ -25,10 +25,10 @@ pub struct RunFlags {
 
 pub async fn run(topology: &Path, flags: RunFlags) -> Result<u8, Failure> {
     let mut plan = super::load_plan(topology)?;
-    let opts = options(&plan, &flags)?;
     if flags.extra_services > 0 {
-        add_extra_services(&mut plan, &opts, flags.extra_services)?;
+        add_extra_services(&mut plan, flags.extra_services)?;
     }
+    let opts = options(&plan, &flags)?;
     super::require_root()?;
     let started = chrono::Utc::now();
     let out = flags.out.clone().unwrap_or_else(|| {
@@ -149,20 +149,16 @@ fn options(plan: &Plan, flags: &RunFlags) -> Result<RunOptions, Failure> {
     })
 }
 
-/// Adds `count` services with two backends each (the server pod and the
-/// client pod), so the proxy holds as many rules as a cluster with that
-/// many services. They take cluster IPs after the topology's own.
-fn add_extra_services(plan: &mut Plan, opts: &RunOptions, count: u32) -> Result<(), Failure> {
-    let backends: Vec<usize> = plan
-        .pods
-        .iter()
-        .take(2)
-        .enumerate()
-        .map(|(i, _)| i)
-        .collect();
-    let _ = opts;
+/// Adds `count` services with two backends each (the first two pods), so
+/// the proxy holds as many rules as a cluster with that many services.
+/// They go before the topology's own services: the measured service's rule
+/// is then the last one iptables matches against (the worst case of its
+/// linear chain), and the matrix's service indexes move along.
+fn add_extra_services(plan: &mut Plan, count: u32) -> Result<(), Failure> {
+    let backends: Vec<usize> = (0..plan.pods.len().min(2)).collect();
     let taken: Vec<std::net::Ipv4Addr> = plan.services.iter().map(|s| s.cluster_ip).collect();
     let mut ips = plan.service_cidr.hosts().filter(|ip| !taken.contains(ip));
+    let mut extra = Vec::new();
     for i in 0..count {
         let cluster_ip = ips.next().ok_or_else(|| {
             bad_input(format!(
@@ -170,7 +166,7 @@ fn add_extra_services(plan: &mut Plan, opts: &RunOptions, count: u32) -> Result<
                 plan.service_cidr
             ))
         })?;
-        plan.services.push(crate::topology::ServicePlan {
+        extra.push(crate::topology::ServicePlan {
             name: format!("extra-{i}"),
             cluster_ip,
             port: 80,
@@ -178,6 +174,12 @@ fn add_extra_services(plan: &mut Plan, opts: &RunOptions, count: u32) -> Result<
             protocol: crate::topology::Protocol::Tcp,
             backends: backends.clone(),
         });
+    }
+    plan.services.splice(0..0, extra);
+    if let Some(matrix) = plan.matrix.as_mut() {
+        for path in &mut matrix.paths {
+            path.service = path.service.map(|s| s + count as usize);
+        }
     }
     Ok(())
 }

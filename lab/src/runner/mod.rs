@@ -223,7 +223,11 @@ pub fn results(
             repetitions: opts.repetitions,
             tool: opts.tool.to_string(),
             warmup_s: params.warmup.as_secs_f64(),
-            shaping: None,
+            shaping: plan
+                .underlay
+                .as_ref()
+                .and_then(|u| u.rate.as_ref())
+                .map(|r| format!("tc tbf rate {r} on every node's underlay link")),
         },
         cells,
         benchmarks: bench,
