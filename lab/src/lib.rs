@@ -2,6 +2,7 @@
 //! measures workloads between them, reports, and tears everything down.
 
 pub mod cli;
+pub mod command;
 pub mod commands;
 pub mod datapath;
 pub mod ebpf;

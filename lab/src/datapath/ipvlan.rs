@@ -4,8 +4,8 @@
 //! (L2: frames for the shared MAC go to the parent's receive path; L3: the
 //! parent's namespace routes them).
 
-use super::uplink::{self, ChildLink};
-use super::{LabNet, Wiring};
+use super::uplink::ChildLink;
+use super::LabNet;
 use crate::error::{LabError, Result};
 use crate::netns::netlink::IpvlanMode;
 
@@ -25,19 +25,5 @@ impl ChildLink for Ipvlan {
 
     fn pods_use_gateway(&self) -> bool {
         self.mode == IpvlanMode::L2
-    }
-}
-
-impl Wiring for Ipvlan {
-    async fn wire_node(&self, lab: &LabNet<'_>, node: usize) -> Result<()> {
-        uplink::wire_node(self, lab, node).await
-    }
-
-    async fn wire_pod(&self, lab: &LabNet<'_>, pod: usize) -> Result<()> {
-        uplink::wire_pod(self, lab, pod).await
-    }
-
-    fn cluster_ip_needs_masquerade(&self) -> bool {
-        true
     }
 }

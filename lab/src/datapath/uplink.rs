@@ -8,7 +8,7 @@
 
 use std::net::Ipv4Addr;
 
-use super::LabNet;
+use super::{LabNet, Wiring};
 use crate::error::Result;
 
 /// Kind of child link to create on the uplink.
@@ -74,4 +74,21 @@ pub async fn wire_pod(child: &impl ChildLink, lab: &LabNet<'_>, pod: usize) -> R
         .add_route(Ipv4Addr::UNSPECIFIED, 0, &p.interface, via)
         .await?;
     Ok(())
+}
+
+/// Every child-link datapath wires the same way around its link kind.
+impl<T: ChildLink> Wiring for T {
+    async fn wire_node(&self, lab: &LabNet<'_>, node: usize) -> Result<()> {
+        wire_node(self, lab, node).await
+    }
+
+    async fn wire_pod(&self, lab: &LabNet<'_>, pod: usize) -> Result<()> {
+        wire_pod(self, lab, pod).await
+    }
+
+    /// Pod-to-pod traffic stays inside the driver: cluster IPs need the
+    /// node to masquerade it so replies come back through the node.
+    fn cluster_ip_needs_masquerade(&self) -> bool {
+        true
+    }
 }

@@ -2,8 +2,7 @@
 //! whose node end carries the node's own address (its "host network").
 
 use crate::datapath::LabNet;
-use crate::error::{LabError, Result};
-use crate::netns;
+use crate::error::Result;
 
 /// Name of the switch namespace (after the run prefix).
 pub const UNDERLAY_NS: &str = "underlay";
@@ -55,21 +54,9 @@ pub async fn wire(lab: &LabNet<'_>) -> Result<()> {
 /// Imitates a slower wire with a token bucket on the node's underlay link
 /// (netem is not in every kernel; tbf is).
 fn shape(ns: &str, link: &str, rate: &str) -> Result<()> {
-    let out = netns::command_in(ns, "tc")?
-        .args([
-            "qdisc", "add", "dev", link, "root", "tbf", "rate", rate, "burst", "256kb", "latency",
-            "50ms",
-        ])
-        .output()
-        .map_err(|e| LabError::Command {
-            what: format!("tc in {ns}"),
-            message: e.to_string(),
-        })?;
-    if !out.status.success() {
-        return Err(LabError::Command {
-            what: format!("tc qdisc add dev {link} root tbf rate {rate} in {ns}"),
-            message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        });
-    }
-    Ok(())
+    let args = [
+        "qdisc", "add", "dev", link, "root", "tbf", "rate", rate, "burst", "256kb", "latency",
+        "50ms",
+    ];
+    crate::command::run_in(ns, "tc", &args, None).map(drop)
 }

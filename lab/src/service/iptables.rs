@@ -5,15 +5,13 @@
 //! `iptables-restore --noflush` inside each node namespace.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
-use std::process::Stdio;
 
 use super::{Proof, ServiceProxy};
+use crate::command;
 use crate::datapath::{self, LabNet};
-use crate::error::{LabError, Result};
+use crate::error::Result;
 use crate::kinds::Datapath;
 use crate::names::RunId;
-use crate::netns;
 use crate::topology::Plan;
 
 /// Mark that asks POSTROUTING to masquerade (kube-proxy's 0x4000).
@@ -165,55 +163,18 @@ pub fn render_rules(plan: &Plan, node: usize, masquerade_pods: bool) -> String {
 
 /// Loads rules with one iptables-restore inside namespace `ns`.
 fn restore(ns: &str, rules: &str) -> Result<()> {
-    let mut cmd = netns::command_in(ns, "iptables-restore")?;
-    cmd.args(["--noflush", "--wait"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let what = format!("iptables-restore in {ns}");
-    let mut child = cmd.spawn().map_err(|e| LabError::Command {
-        what: what.clone(),
-        message: e.to_string(),
-    })?;
-    child
-        .stdin
-        .take()
-        .expect("stdin is piped")
-        .write_all(rules.as_bytes())
-        .map_err(|e| LabError::Command {
-            what: what.clone(),
-            message: e.to_string(),
-        })?;
-    let out = child.wait_with_output().map_err(|e| LabError::Command {
-        what: what.clone(),
-        message: e.to_string(),
-    })?;
-    if !out.status.success() {
-        return Err(LabError::Command {
-            what,
-            message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        });
-    }
-    Ok(())
+    command::run_in(
+        ns,
+        "iptables-restore",
+        &["--noflush", "--wait"],
+        Some(rules),
+    )
+    .map(drop)
 }
 
 /// `iptables-save -c -t nat` inside namespace `ns`.
 pub fn save_counters(ns: &str) -> Result<String> {
-    let what = format!("iptables-save in {ns}");
-    let out = netns::command_in(ns, "iptables-save")?
-        .args(["-c", "-t", "nat"])
-        .output()
-        .map_err(|e| LabError::Command {
-            what: what.clone(),
-            message: e.to_string(),
-        })?;
-    if !out.status.success() {
-        return Err(LabError::Command {
-            what,
-            message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        });
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    command::run_in(ns, "iptables-save", &["-c", "-t", "nat"], None)
 }
 
 /// Sum of the packet counters of dplab's DNAT rules in `iptables-save -c`
