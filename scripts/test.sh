@@ -8,4 +8,9 @@ scripts/install-deps.sh
 cargo test --workspace --release -- --nocapture 2>&1 | tee /tmp/dplab-tests.log
 echo "tests: skipped on this kernel:"
 grep -h "^SKIPPED" /tmp/dplab-tests.log | sort -u || true
-tests/guest/ci.sh
+tests/guest/ci.sh 2>&1 | tee /tmp/dplab-guest-tests.log
+
+# One closing line for the host and guest runs together.
+cat /tmp/dplab-tests.log /tmp/dplab-guest-tests.log |
+    awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+         END { printf "tests: %d passed, %d failed\n", p, f }'

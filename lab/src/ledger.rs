@@ -35,6 +35,9 @@ pub enum Entry {
     },
     /// A process that ended normally: no longer to be killed.
     ProcessEnded { pid: u32 },
+    /// `dplab up` finished building and left the lab running on purpose:
+    /// `dplab cleanup` keeps it, `dplab down` removes it.
+    Detached,
     /// A folder of eBPF pins in bpffs.
     BpfPins { path: PathBuf },
 }
@@ -199,4 +202,9 @@ pub fn journaled_runs() -> Vec<RunId> {
         .collect();
     runs.sort();
     runs
+}
+
+/// Whether `dplab up` left the run running on purpose.
+pub fn is_detached(run: &RunId) -> bool {
+    read_journal(run).is_ok_and(|entries| entries.contains(&Entry::Detached))
 }

@@ -16,6 +16,9 @@ use crate::netns;
 #[derive(Debug, Default)]
 pub struct TeardownReport {
     pub removed: Vec<String>,
+    /// What was found but left on purpose (`dplab cleanup` keeps labs
+    /// that `dplab up` left running).
+    pub kept: Vec<String>,
     pub errors: Vec<String>,
     pub elapsed_ms: f64,
 }
@@ -27,6 +30,7 @@ impl TeardownReport {
 
     fn merge(&mut self, other: TeardownReport) {
         self.removed.extend(other.removed);
+        self.kept.extend(other.kept);
         self.errors.extend(other.errors);
     }
 }
@@ -153,9 +157,10 @@ pub fn end_process(pid: u32, start_time: u64) -> Result<bool, String> {
     Ok(true)
 }
 
-/// `dplab cleanup`: tears down every run that no live dplab process owns,
-/// including labs left running by `dplab up`, and any namespace or pin
-/// folder with a dplab run prefix but no journal.
+/// `dplab cleanup`: tears down every run that no live dplab process owns
+/// and that `dplab up` did not leave running on purpose (a crash, SIGKILL,
+/// a failed teardown), and any namespace or pin folder with a dplab run
+/// prefix but no journal. Running labs of other dplab users are untouched.
 pub fn cleanup_all() -> TeardownReport {
     let start = Instant::now();
     let mut report = TeardownReport::default();
@@ -176,6 +181,12 @@ pub fn cleanup_all() -> TeardownReport {
     runs.dedup();
     for run in runs {
         if ledger::is_owned_by_live_process(&run) {
+            continue;
+        }
+        if ledger::is_detached(&run) {
+            report.kept.push(format!(
+                "lab {run}, left running by `dplab up` (remove it with `dplab down {run}`)"
+            ));
             continue;
         }
         report.merge(teardown_run(&run));

@@ -8,9 +8,8 @@ use std::process::{Command, Output};
 
 pub const BLOG: &str = "topologies/blog.toml";
 
-/// `dplab cleanup` removes every lab no live process owns, including the
-/// ones other tests of this binary just built with `dplab up`: tests that
-/// build labs hold this for reading, the cleanup test for writing.
+/// Tests that build labs hold this for reading; a test that must see the
+/// machine without any other test's lab would hold it for writing.
 pub static LABS: std::sync::RwLock<()> = std::sync::RwLock::new(());
 
 pub fn lab_guard() -> std::sync::RwLockReadGuard<'static, ()> {

@@ -57,6 +57,9 @@ pub async fn up(
     let text = std::fs::read_to_string(topology).context("re-reading the topology")?;
     std::fs::write(lab.ledger.dir().join(TOPOLOGY_COPY), text)
         .context("saving the topology with the lab")?;
+    lab.ledger
+        .record(&Entry::Detached)
+        .context("journalling the lab as running")?;
     let namespaces = crate::netns::list_with_prefix(&run.prefix());
     let shown: Vec<&str> = namespaces.iter().take(6).map(String::as_str).collect();
     let more = namespaces.len().saturating_sub(shown.len());
@@ -165,6 +168,9 @@ pub fn cleanup() -> Result<u8, Failure> {
 pub fn print_report(what: &str, report: &TeardownReport) {
     if report.removed.is_empty() && report.errors.is_empty() {
         println!("{what}: nothing to remove");
+    }
+    for k in &report.kept {
+        println!("{what}: kept {k}");
     }
     for r in &report.removed {
         println!("{what}: removed {r}");
