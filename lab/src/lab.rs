@@ -89,25 +89,8 @@ impl Lab {
     /// Counters of the service proxy (proof of path).
     pub fn proof(&self) -> Result<Proof> {
         let mut proof = self.proxy.counters(&self.run, &self.plan)?;
-        if self.plan.underlay.is_some() {
-            let (rx, tx) = self.vxlan_packets()?;
-            proof.insert("vxlan_rx_packets".into(), rx);
-            proof.insert("vxlan_tx_packets".into(), tx);
-        }
+        crate::overlay::add_vxlan_proof(&self.run, &self.plan, &mut proof)?;
         Ok(proof)
-    }
-
-    /// Packets through the nodes' VXLAN devices (0 without any).
-    fn vxlan_packets(&self) -> Result<(i64, i64)> {
-        let (mut rx, mut tx) = (0, 0);
-        for node in &self.plan.nodes {
-            let dev = self.run.link("vx");
-            if let Some((r, t)) = crate::overlay::link_packets(&self.run.netns(&node.name), &dev)? {
-                rx += r;
-                tx += t;
-            }
-        }
-        Ok((rx, tx))
     }
 
     /// Namespace of a pod or node endpoint.

@@ -73,10 +73,11 @@ pub async fn run(run: &str, flags: TestFlags) -> Result<u8, Failure> {
         }
     };
     let counters = || {
-        proxy
-            .counters(&lab.run, plan)
-            .map_err(|e| Failure::Error(e.into()))
+        let mut proof = proxy.counters(&lab.run, plan)?;
+        crate::overlay::add_vxlan_proof(&lab.run, plan, &mut proof)?;
+        Ok::<_, crate::error::LabError>(proof)
     };
+    let counters = || counters().map_err(|e| Failure::Error(e.into()));
     let before = counters()?;
     let sample = tokio::task::block_in_place(|| {
         workload::run_sample(w, tool, &params, &endpoints, &JournalPids(&ledger), None)

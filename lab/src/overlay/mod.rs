@@ -33,6 +33,29 @@ pub async fn wire(lab: &LabNet<'_>, overlay: Overlay) -> Result<()> {
     }
 }
 
+/// Adds the packets through the nodes' VXLAN devices to a proof
+/// (`vxlan_rx_packets`, `vxlan_tx_packets`; 0 on routed labs, which have
+/// none). Single-node labs get nothing.
+pub fn add_vxlan_proof(
+    run: &crate::names::RunId,
+    plan: &crate::topology::Plan,
+    proof: &mut crate::service::Proof,
+) -> Result<()> {
+    if plan.underlay.is_none() {
+        return Ok(());
+    }
+    let (mut rx, mut tx) = (0, 0);
+    for node in &plan.nodes {
+        if let Some((r, t)) = link_packets(&run.netns(&node.name), &run.link("vx"))? {
+            rx += r;
+            tx += t;
+        }
+    }
+    proof.insert("vxlan_rx_packets".into(), rx);
+    proof.insert("vxlan_tx_packets".into(), tx);
+    Ok(())
+}
+
 /// Packet counters (rx, tx) of a link inside a namespace, from that
 /// namespace's /proc/net/dev.
 pub fn link_packets(netns: &str, link: &str) -> Result<Option<(i64, i64)>> {
