@@ -5,8 +5,8 @@
  * every pod of the run. */
 #include "dplab_nat.h"
 
-SEC("classifier")
-int pod_egress(struct __sk_buff *skb)
+/* Both directions count and drop alike; only the translation differs. */
+static __always_inline int pod_nat(struct __sk_buff *skb, int egress)
 {
 	struct lb_counters *c = counters();
 	if (!c)
@@ -15,38 +15,30 @@ int pod_egress(struct __sk_buff *skb)
 
 	struct flow f;
 	if (parse_flow(skb, &f)) {
-		enum nat_result r = service_dnat(skb, &f);
+		enum nat_result r = egress ? service_dnat(skb, &f) : service_rev_nat(skb, &f);
 		if (r == NAT_DROP) {
 			c->dropped++;
 			return TC_ACT_SHOT;
 		}
-		if (r == NAT_DONE)
-			c->dnat++;
+		if (r == NAT_DONE) {
+			if (egress)
+				c->dnat++;
+			else
+				c->rev_nat++;
+		}
 	}
 	c->passed++;
 	return TC_ACT_OK;
+}
+
+SEC("classifier")
+int pod_egress(struct __sk_buff *skb)
+{
+	return pod_nat(skb, 1);
 }
 
 SEC("classifier")
 int pod_ingress(struct __sk_buff *skb)
 {
-	struct lb_counters *c = counters();
-	if (!c)
-		return TC_ACT_OK;
-	c->runs++;
-
-	struct flow f;
-	if (parse_flow(skb, &f)) {
-		enum nat_result r = service_rev_nat(skb, &f);
-		if (r == NAT_DROP) {
-			c->dropped++;
-			return TC_ACT_SHOT;
-		}
-		if (r == NAT_DONE)
-			c->rev_nat++;
-	}
-	c->passed++;
-	return TC_ACT_OK;
+	return pod_nat(skb, 0);
 }
-
-char LICENSE[] SEC("license") = "GPL";

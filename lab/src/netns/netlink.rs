@@ -296,18 +296,9 @@ impl Netlink {
 
     /// Plugs link `name` into bridge `bridge`.
     pub async fn set_master(&self, name: &str, bridge: &str) -> Result<(), NetlinkError> {
-        let index = self.index(name).await?;
         let bridge_index = self.index(bridge).await?;
-        self.handle
-            .link()
-            .set(
-                LinkUnspec::new_with_index(index)
-                    .controller(bridge_index)
-                    .build(),
-            )
-            .execute()
+        self.set_link(name, "plug into bridge", |l| l.controller(bridge_index))
             .await
-            .map_err(self.err("plug into bridge", format!("{name} -> {bridge}")))
     }
 
     /// Moves link `name` into namespace `target` and names it `new_name`
