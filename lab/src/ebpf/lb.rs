@@ -682,3 +682,31 @@ mod tests {
         assert_eq!(parsed, ("dl3f9a-node1".into(), "h-pod-a".into(), "ingress"));
     }
 }
+
+/// Loads (verifies) classifier `program` of an object given as bytes and
+/// drops it again, with the same error a lab load would give: a rejection
+/// carries the whole verifier log. For tests and diagnosis of new programs.
+pub fn check_classifier(object: &'static str, bytes: &[u8], program: &'static str) -> Result<()> {
+    let mut ebpf = EbpfLoader::new()
+        .load(bytes)
+        .map_err(|source| EbpfError::LoadObject {
+            object,
+            source: Box::new(source),
+        })?;
+    let prog = ebpf.program_mut(program).ok_or(EbpfError::Program {
+        program,
+        op: "find",
+        source: Box::new(aya::programs::ProgramError::NotLoaded),
+    })?;
+    let classifier: &mut SchedClassifier =
+        prog.try_into().map_err(|source| EbpfError::Program {
+            program,
+            op: "use as tc classifier",
+            source: Box::new(source),
+        })?;
+    classifier.load().map_err(|source| EbpfError::Program {
+        program,
+        op: "load",
+        source: Box::new(source),
+    })
+}

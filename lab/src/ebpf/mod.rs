@@ -17,7 +17,9 @@ mod pins;
 
 pub use counters::{pinned_counters, Counters};
 pub use iface::ifindex_and_mac;
-pub use lb::{Endpoint, LbProgram, RedirectMode, ServiceLb, ServiceSpec, TestRunOutcome};
+pub use lb::{
+    check_classifier, Endpoint, LbProgram, RedirectMode, ServiceLb, ServiceSpec, TestRunOutcome,
+};
 pub use maps::Proto;
 pub use pins::{bpffs_mounted, ensure_bpffs, list_pinned_runs, pin_dir, remove_pins, PIN_ROOT};
 
