@@ -665,24 +665,6 @@ fn parse_link_pin_name(path: &Path) -> Option<(String, String, &'static str)> {
     Some((ns, ifname, direction))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn service_lb_can_move_between_threads() {
-        fn assert_send<T: Send>() {}
-        assert_send::<ServiceLb>();
-    }
-
-    #[test]
-    fn link_pin_names_round_trip() {
-        let name = link_pin_name("dl3f9a-node1", "h-pod-a", "ingress");
-        let parsed = parse_link_pin_name(Path::new(&name)).unwrap();
-        assert_eq!(parsed, ("dl3f9a-node1".into(), "h-pod-a".into(), "ingress"));
-    }
-}
-
 /// Loads (verifies) classifier `program` of an object given as bytes and
 /// drops it again, with the same error a lab load would give: a rejection
 /// carries the whole verifier log. For tests and diagnosis of new programs.
@@ -709,4 +691,22 @@ pub fn check_classifier(object: &'static str, bytes: &[u8], program: &'static st
         op: "load",
         source: Box::new(source),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_lb_can_move_between_threads() {
+        fn assert_send<T: Send>() {}
+        assert_send::<ServiceLb>();
+    }
+
+    #[test]
+    fn link_pin_names_round_trip() {
+        let name = link_pin_name("dl3f9a-node1", "h-pod-a", "ingress");
+        let parsed = parse_link_pin_name(Path::new(&name)).unwrap();
+        assert_eq!(parsed, ("dl3f9a-node1".into(), "h-pod-a".into(), "ingress"));
+    }
 }
