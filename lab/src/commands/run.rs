@@ -37,11 +37,23 @@ pub async fn run(topology: &Path, flags: RunFlags) -> Result<u8, Failure> {
             .join(started.format("%Y%m%dT%H%M%SZ").to_string())
     });
     let run = RunId::fresh();
+    // Single-node labs have no overlay and their paths are the targets.
+    let shape = if plan.underlay.is_some() {
+        format!(
+            "{} overlays x {} datapaths x {} paths",
+            opts.overlays.len(),
+            opts.datapaths.len(),
+            opts.paths.len()
+        )
+    } else {
+        format!(
+            "{} datapaths x {} targets",
+            opts.datapaths.len(),
+            opts.paths.len()
+        )
+    };
     eprintln!(
-        "dplab: run {run}: {} overlays x {} datapaths x {} paths x {} workloads, {} x {:?} each, tool {}",
-        opts.overlays.len(),
-        opts.datapaths.len(),
-        opts.paths.len(),
+        "dplab: run {run}: {shape} x {} workloads, {} x {:?} each, tool {}",
         opts.workloads.len(),
         opts.repetitions,
         opts.duration,
