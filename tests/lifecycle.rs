@@ -12,7 +12,6 @@ fn lifecycle(datapath: &str, gateway: &str) {
     if !privileged(datapath) {
         return;
     }
-    let _labs = lab_guard();
     let before = root_snapshot();
     let run = match up(BLOG, datapath) {
         Ok(run) => run,
@@ -98,7 +97,6 @@ fn a_failure_half_way_leaves_nothing() {
     if !privileged("fault injection") {
         return;
     }
-    let _labs = lab_guard();
     let before = root_snapshot();
     let out = dplab_env(
         &["up", BLOG, "--datapath", "bridge"],
@@ -156,7 +154,6 @@ fn iptables_rules_live_in_the_node_namespace_and_count_packets() {
     if !privileged("iptables proxy") {
         return;
     }
-    let _labs = lab_guard();
     let before = root_snapshot();
     let run = up(BLOG, "veth-routed").expect("up");
     let node = format!("dl{run}-node1");
@@ -220,7 +217,6 @@ fn two_labs_at_once_do_not_disturb_each_other() {
     if !privileged("two labs") {
         return;
     }
-    let _labs = lab_guard();
     let first = std::thread::spawn(|| up(BLOG, "veth-routed"));
     let second = up(BLOG, "bridge").expect("second lab");
     let first = first.join().unwrap().expect("first lab");
@@ -240,7 +236,6 @@ fn cleanup_keeps_labs_left_running_by_up() {
     if !privileged("cleanup keeps up labs") {
         return;
     }
-    let _labs = lab_guard();
     let run = up(BLOG, "macvlan").expect("up");
     let out = dplab(&["cleanup"]);
     assert!(out.status.success(), "{}", text(&out.stdout));
@@ -258,7 +253,6 @@ fn ctrl_c_during_a_run_tears_the_lab_down() {
     if !privileged("ctrl-c") {
         return;
     }
-    let _labs = lab_guard();
     let out = tempfile::tempdir().unwrap();
     let mut child = spawn_long_run(out.path());
     let run = wait_for_run_of(child.id(), 20).expect("the run built its lab");
@@ -282,7 +276,6 @@ fn cleanup_after_sigkill_removes_everything() {
     if !privileged("sigkill") {
         return;
     }
-    let _labs = lab_guard();
     let before = root_snapshot();
     let out = tempfile::tempdir().unwrap();
     let mut child = spawn_long_run(out.path());

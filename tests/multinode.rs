@@ -30,7 +30,6 @@ fn two_nodes(overlay: &str, pod_mtu: u32) {
     if !privileged(overlay) {
         return;
     }
-    let _labs = lab_guard();
     let before = root_snapshot();
     let dir = tempfile::tempdir().unwrap();
     let run = up(&topology(overlay, dir.path()), "veth-routed").expect("up");
@@ -119,7 +118,6 @@ fn cross_node_run_reports_paths_with_placement_and_proof() {
     if !privileged("cross-node run") {
         return;
     }
-    let _labs = lab_guard();
     let dir = tempfile::tempdir().unwrap();
     let topo = topology("vxlan", dir.path());
     let out_dir = dir.path().join("out");

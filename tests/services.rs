@@ -56,7 +56,6 @@ fn iptables_proxy_translates_cluster_ip_and_proves_it() {
     if !privileged("iptables proxy via dplab test") {
         return;
     }
-    let _labs = lab_guard();
     let run = up(BLOG, "bridge").expect("up");
     let via_service = test_cell(&run, "service:iperf", "tcp-stream");
     let direct = test_cell(&run, "pod-a", "tcp-stream");
@@ -81,7 +80,6 @@ fn ebpf_proxy_translates_and_redirects_and_leaves_nothing() {
         eprintln!("SKIPPED eBPF proxy: {reason}");
         return;
     }
-    let _labs = lab_guard();
     let programs_before = bpf_programs();
     let before = root_snapshot();
     let run = up(BLOG, "veth-ebpf").expect("up");
@@ -161,7 +159,6 @@ fn ipvlan_cluster_ip(datapath: &str, counter: &str) {
     if !privileged(datapath) {
         return;
     }
-    let _labs = lab_guard();
     let before = root_snapshot();
     let Some(run) = up_or_skip(datapath) else {
         return;

@@ -171,19 +171,6 @@ impl fmt::Display for Overlay {
     }
 }
 
-/// Workload names (CONTRACT.md); the workload module parses them.
-pub const WORKLOAD_NAMES: [&str; 6] = [
-    "tcp-stream",
-    "udp-stream",
-    "tcp-rr",
-    "tcp-crr",
-    "ping",
-    "http",
-];
-
-/// Measurement tools (CONTRACT.md).
-pub const TOOL_NAMES: [&str; 4] = ["builtin", "iperf3", "qperf", "ping"];
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -78,8 +78,10 @@ impl Lab {
                 })
             }
             Err(e) => {
-                drop(ledger);
+                // Still holding the journal's owner lock, so a concurrent
+                // `dplab cleanup` leaves this teardown alone.
                 let err = fail(&run, e);
+                drop(ledger);
                 drop(guard);
                 Err(err)
             }
@@ -96,10 +98,6 @@ impl Lab {
     /// Namespace of a pod or node endpoint.
     pub fn endpoint_ns(&self, e: crate::topology::Endpoint) -> String {
         self.run.netns(self.plan.endpoint_name(e))
-    }
-
-    pub fn pod_ns(&self, pod: usize) -> String {
-        self.run.netns(&self.plan.pods[pod].name)
     }
 
     /// Tears the lab down and reports what was removed.

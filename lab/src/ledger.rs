@@ -57,7 +57,6 @@ pub enum LedgerError {
 /// `owner.lock` for as long as it lives, which tells `dplab cleanup` that
 /// the run is still alive.
 pub struct Ledger {
-    run: RunId,
     dir: PathBuf,
     file: Mutex<File>,
     _lock: Option<File>,
@@ -80,7 +79,6 @@ impl Ledger {
             .open(dir.join("journal.jsonl"))
             .map_err(|e| io("open", e))?;
         let ledger = Ledger {
-            run: run.clone(),
             dir: dir.clone(),
             file: Mutex::new(file),
             _lock: lock,
@@ -102,15 +100,10 @@ impl Ledger {
                 source: e,
             })?;
         Ok(Ledger {
-            run: run.clone(),
             dir,
             file: Mutex::new(file),
             _lock: None,
         })
-    }
-
-    pub fn run(&self) -> &RunId {
-        &self.run
     }
 
     pub fn dir(&self) -> &Path {
@@ -130,19 +123,6 @@ impl Ledger {
                 op: "append",
                 source: e,
             })
-    }
-
-    /// Takes the owner lock of an existing run (e.g. `dplab down` of a lab
-    /// left by `dplab up`). Fails if another live process holds it.
-    pub fn take_ownership(&mut self) -> Result<bool, LedgerError> {
-        let lock = lock_owner(&self.dir).map_err(|e| LedgerError::Io {
-            path: self.dir.clone(),
-            op: "lock",
-            source: e,
-        })?;
-        let got = lock.is_some();
-        self._lock = lock;
-        Ok(got)
     }
 }
 

@@ -213,15 +213,6 @@ fn bpffs() -> Result<String, String> {
     }
 }
 
-/// Looks a program up on PATH.
-pub fn which(program: &str) -> Option<std::path::PathBuf> {
-    std::env::var_os("PATH")?
-        .to_str()?
-        .split(':')
-        .map(|dir| std::path::Path::new(dir).join(program))
-        .find(|p| p.is_file())
-}
-
 fn tool_probes() -> Vec<Capability> {
     [
         "iptables-restore",
@@ -234,7 +225,7 @@ fn tool_probes() -> Vec<Capability> {
     .map(|tool| {
         cap(
             tool,
-            which(tool)
+            crate::workload::find_in_path(tool)
                 .map(|p| p.display().to_string())
                 .ok_or_else(|| format!("{tool} not found on PATH")),
         )

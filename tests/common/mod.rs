@@ -8,14 +8,6 @@ use std::process::{Command, Output};
 
 pub const BLOG: &str = "topologies/blog.toml";
 
-/// Tests that build labs hold this for reading; a test that must see the
-/// machine without any other test's lab would hold it for writing.
-pub static LABS: std::sync::RwLock<()> = std::sync::RwLock::new(());
-
-pub fn lab_guard() -> std::sync::RwLockReadGuard<'static, ()> {
-    LABS.read().unwrap_or_else(|p| p.into_inner())
-}
-
 /// The workspace root (tests run with the crate folder as cwd).
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -44,10 +36,6 @@ pub fn text(out: &[u8]) -> String {
 
 /// True when the test may touch the kernel; otherwise prints why not.
 pub fn privileged(test: &str) -> bool {
-    if std::env::var_os("DPLAB_TEST_UNPRIVILEGED").is_some() {
-        eprintln!("SKIPPED {test}: DPLAB_TEST_UNPRIVILEGED is set");
-        return false;
-    }
     if nix::unistd::geteuid().is_root() {
         true
     } else {

@@ -136,13 +136,11 @@ fn options(plan: &Plan, flags: &RunFlags) -> Result<RunOptions, Failure> {
         Some(r) => r as u32,
         None => matrix.repetitions,
     };
-    let tool_name = flags.tool.clone().unwrap_or_else(|| matrix.tool.clone());
-    let tool = Tool::from_str(&tool_name).map_err(|e| bad_input(format!("--tool: {e}")))?;
-    let workloads = matrix
-        .workloads
-        .iter()
-        .map(|w| Workload::from_str(w).map_err(|e| bad_input(e.to_string())))
-        .collect::<Result<Vec<_>, _>>()?;
+    let tool = match &flags.tool {
+        Some(name) => Tool::from_str(name).map_err(|e| bad_input(format!("--tool: {e}")))?,
+        None => matrix.tool,
+    };
+    let workloads = matrix.workloads.clone();
     for &w in &workloads {
         workload::check_tool(tool, w).map_err(|e| bad_input(format!("--tool {tool}: {e}")))?;
     }

@@ -13,7 +13,7 @@ use crate::results::{Cell, CellStatus, Metric};
 use crate::runner::pids::JournalPids;
 use crate::service::{ebpf::EbpfProxy, iptables::Iptables, proof_delta, ServiceProxy};
 use crate::topology::{parse_duration, Endpoint, Plan};
-use crate::workload::{self, Endpoints, Params, Tool, Workload};
+use crate::workload::{self, Endpoints, Tool, Workload};
 
 pub struct TestFlags {
     pub from: String,
@@ -54,11 +54,7 @@ pub async fn run(run: &str, flags: TestFlags) -> Result<u8, Failure> {
     if dest.server == client {
         return Err(bad_input("--from and --to are the same pod or node"));
     }
-    let params = Params {
-        duration,
-        warmup: (duration / 2).min(Duration::from_secs(1)),
-        ..Params::default()
-    };
+    let params = crate::runner::params_for(duration);
     let endpoints = Endpoints {
         client_netns: lab.run.netns(plan.endpoint_name(client)),
         server_netns: lab.run.netns(plan.endpoint_name(dest.server)),

@@ -104,13 +104,21 @@ impl<'a> LabNet<'a> {
         self.journal_link(&node_ns, &host)?;
         let node = self.nl(&node_ns);
         node.add_veth(&host, &peer).await?;
-        node.set_alias(&host, &p.name).await?;
         if let Some(mtu) = self.pod_mtu {
-            node.set_mtu(&host, mtu).await?;
             node.set_mtu(&peer, mtu).await?;
         }
         node.move_to(&peer, &pod_ns, &p.interface).await?;
-        node.set_up(&host).await?;
+        // Alias, MTU and up in one message: setup time grows with every
+        // netlink round trip per pod.
+        let mtu = self.pod_mtu;
+        node.set_link(&host, "configure host end", |l| {
+            let l = l.alias(p.name.clone()).up();
+            match mtu {
+                Some(mtu) => l.mtu(mtu),
+                None => l,
+            }
+        })
+        .await?;
         self.nl(&pod_ns).set_up(&p.interface).await?;
         Ok(host)
     }

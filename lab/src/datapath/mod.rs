@@ -21,12 +21,6 @@ pub trait Wiring {
     async fn wire_node(&self, lab: &LabNet<'_>, node: usize) -> Result<()>;
     /// Connects one pod (namespace already created) to its node.
     async fn wire_pod(&self, lab: &LabNet<'_>, pod: usize) -> Result<()>;
-    /// Pod-to-pod traffic skips the node's stack (macvlan, ipvlan), so a
-    /// cluster IP needs the node to masquerade pod-to-pod traffic for the
-    /// replies to come back through it.
-    fn cluster_ip_needs_masquerade(&self) -> bool {
-        false
-    }
 }
 
 /// Wires every node and pod of the plan with datapath `kind`.
@@ -73,22 +67,15 @@ pub async fn wire(kind: Datapath, lab: &LabNet<'_>) -> Result<()> {
     }
 }
 
-/// Whether cluster IPs on this datapath need pod-to-pod masquerading.
+/// Whether cluster IPs on this datapath need pod-to-pod masquerading: on
+/// the child-link datapaths (macvlan, ipvlan) pod-to-pod traffic stays
+/// inside the driver and skips the node's stack, so the node must
+/// masquerade it for the replies to come back through its conntrack.
 pub fn cluster_ip_needs_masquerade(kind: Datapath) -> bool {
-    match kind {
-        Datapath::VethRouted | Datapath::VethEbpf => {
-            veth_routed::VethRouted.cluster_ip_needs_masquerade()
-        }
-        Datapath::Bridge | Datapath::BridgeNfOff => bridge::Bridge {
-            nf_call_iptables: true,
-        }
-        .cluster_ip_needs_masquerade(),
-        Datapath::Macvlan => macvlan::Macvlan.cluster_ip_needs_masquerade(),
-        Datapath::IpvlanL2 | Datapath::IpvlanL3 | Datapath::IpvlanEbpf => ipvlan::Ipvlan {
-            mode: crate::netns::netlink::IpvlanMode::L2,
-        }
-        .cluster_ip_needs_masquerade(),
-    }
+    matches!(
+        kind,
+        Datapath::Macvlan | Datapath::IpvlanL2 | Datapath::IpvlanL3 | Datapath::IpvlanEbpf
+    )
 }
 
 async fn wire_with(wiring: &impl Wiring, lab: &LabNet<'_>) -> Result<()> {

@@ -85,10 +85,4 @@ impl<T: ChildLink> Wiring for T {
     async fn wire_pod(&self, lab: &LabNet<'_>, pod: usize) -> Result<()> {
         wire_pod(self, lab, pod).await
     }
-
-    /// Pod-to-pod traffic stays inside the driver: cluster IPs need the
-    /// node to masquerade it so replies come back through the node.
-    fn cluster_ip_needs_masquerade(&self) -> bool {
-        true
-    }
 }

@@ -72,10 +72,6 @@ impl Netlink {
         })
     }
 
-    pub fn netns(&self) -> &str {
-        &self.netns
-    }
-
     fn err(
         &self,
         op: &'static str,
@@ -106,27 +102,6 @@ impl Netlink {
             Some(msg) => Ok(msg.header.index),
             None => unreachable!("rtnetlink answers ENODEV for a missing link"),
         }
-    }
-
-    /// Names of every link in the namespace.
-    pub async fn link_names(&self) -> Result<Vec<String>, NetlinkError> {
-        let msgs: Vec<_> = self
-            .handle
-            .link()
-            .get()
-            .execute()
-            .try_collect()
-            .await
-            .map_err(self.err("list links", ""))?;
-        Ok(msgs
-            .iter()
-            .filter_map(|m| {
-                m.attributes.iter().find_map(|a| match a {
-                    LinkAttribute::IfName(n) => Some(n.clone()),
-                    _ => None,
-                })
-            })
-            .collect())
     }
 
     pub async fn add_veth(&self, name: &str, peer: &str) -> Result<(), NetlinkError> {
@@ -273,7 +248,7 @@ impl Netlink {
     }
 
     /// Changes link `name` with one RTM_SETLINK built by `change`.
-    async fn set_link(
+    pub async fn set_link(
         &self,
         name: &str,
         op: &'static str,

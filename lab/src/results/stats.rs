@@ -83,15 +83,6 @@ impl Metric {
         }
     }
 
-    /// Coefficient of variation (stddev / mean).
-    pub fn cv(&self) -> f64 {
-        if self.mean == 0.0 {
-            0.0
-        } else {
-            self.stddev / self.mean
-        }
-    }
-
     /// Two metrics differ significantly when their median intervals do not
     /// overlap.
     pub fn differs_from(&self, other: &Metric) -> bool {

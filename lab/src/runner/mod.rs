@@ -23,6 +23,16 @@ use crate::workload::{self, Endpoints, Params, Tool, Workload};
 /// Port servers listen on when no service names one (iperf3's).
 const DEFAULT_SERVER_PORT: u16 = 5201;
 
+/// Workload parameters for samples of `duration`: the warm-up is half the
+/// duration at most, so 2 s samples still measure 1 s.
+pub fn params_for(duration: Duration) -> Params {
+    Params {
+        duration,
+        warmup: (duration / 2).min(Duration::from_secs(1)),
+        ..Params::default()
+    }
+}
+
 /// What `dplab run` was asked for, validated.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -38,12 +48,7 @@ pub struct RunOptions {
 
 impl RunOptions {
     pub fn params(&self) -> Params {
-        Params {
-            duration: self.duration,
-            // Half the duration at most: 2 s cells still measure 1 s.
-            warmup: (self.duration / 2).min(Duration::from_secs(1)),
-            ..Params::default()
-        }
+        params_for(self.duration)
     }
 }
 

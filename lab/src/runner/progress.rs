@@ -26,15 +26,6 @@ impl Progress {
         }
     }
 
-    pub fn quiet() -> Progress {
-        Progress {
-            enabled: false,
-            total: 0,
-            done: AtomicUsize::new(0),
-            line: Mutex::new(String::new()),
-        }
-    }
-
     pub fn note(&self, text: &str) {
         self.show(text);
     }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use ipnet::Ipv4Net;
 
 use crate::kinds::{Datapath, Overlay, Target};
+use crate::workload::{Tool, Workload};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
@@ -102,10 +103,10 @@ pub struct Matrix {
     /// Empty for single-node labs.
     pub overlays: Vec<Overlay>,
     pub paths: Vec<PathPlan>,
-    pub workloads: Vec<String>,
+    pub workloads: Vec<Workload>,
     pub duration: Duration,
     pub repetitions: u32,
-    pub tool: String,
+    pub tool: Tool,
 }
 
 impl Plan {

@@ -355,6 +355,12 @@ fn multi_node_errors_name_their_field() {
         "nodes[1].name",
         "reserved",
     );
+    bad(
+        "workloads = [\"ping\"]",
+        "workloads = [\"ping\"]\ntargets = [\"pod-ip\"]",
+        "matrix.targets",
+        "each path names its target",
+    );
 }
 
 #[test]

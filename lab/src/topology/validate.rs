@@ -13,7 +13,8 @@ use toml::Spanned;
 use super::error::TopologyError;
 use super::plan::*;
 use super::raw;
-use crate::kinds::{Datapath, Overlay, Target, TOOL_NAMES, WORKLOAD_NAMES};
+use crate::kinds::{Datapath, Overlay, Target};
+use crate::workload::{Tool, Workload};
 
 const DEFAULT_SERVICE_CIDR: &str = "10.96.0.0/12";
 const DEFAULT_ROUTED_GATEWAY: Ipv4Addr = Ipv4Addr::new(169, 254, 10, 24);
@@ -597,22 +598,13 @@ fn check_matrix(
     }
     let mut workloads = Vec::new();
     match &raw.workloads {
-        None => workloads.push("tcp-stream".to_string()),
+        None => workloads.push(Workload::TcpStream),
         Some(list) => {
             for w in list.get_ref() {
-                if !WORKLOAD_NAMES.contains(&w.get_ref().as_str()) {
-                    return c.err(
-                        w.span(),
-                        "matrix.workloads",
-                        format!(
-                            "unknown workload \"{}\" (known: {})",
-                            w.get_ref(),
-                            WORKLOAD_NAMES.join(", ")
-                        ),
-                    );
-                }
-                if !workloads.contains(w.get_ref()) {
-                    workloads.push(w.get_ref().clone());
+                let workload = Workload::from_str(w.get_ref())
+                    .or_else(|e| c.err(w.span(), "matrix.workloads", e.to_string()))?;
+                if !workloads.contains(&workload) {
+                    workloads.push(workload);
                 }
             }
         }
@@ -636,7 +628,26 @@ fn check_matrix(
         }
     }
     let paths = match (&raw.paths, &raw.client, &raw.server) {
-        (Some(paths), None, None) => check_paths(c, paths, plan)?,
+        (Some(paths), None, None) => {
+            // Paths name their own targets and services: anything else
+            // would be silently ignored.
+            if let Some(t) = &raw.targets {
+                return c.err(
+                    t.span(),
+                    "matrix.targets",
+                    "with [[matrix.paths]] each path names its target".into(),
+                );
+            }
+            if let Some(s) = &raw.service {
+                return c.err(
+                    s.span(),
+                    "matrix.service",
+                    "with [[matrix.paths]] a cluster-ip path uses the service of its server pod"
+                        .into(),
+                );
+            }
+            check_paths(c, paths, plan)?
+        }
         (Some(_), _, _) => {
             return c.err(
                 m.span(),
@@ -679,19 +690,9 @@ fn check_matrix(
         Some(r) => *r.get_ref() as u32,
     };
     let tool = match &raw.tool {
-        None => "builtin".to_string(),
-        Some(t) if TOOL_NAMES.contains(&t.get_ref().as_str()) => t.get_ref().clone(),
-        Some(t) => {
-            return c.err(
-                t.span(),
-                "matrix.tool",
-                format!(
-                    "unknown tool \"{}\" (known: {})",
-                    t.get_ref(),
-                    TOOL_NAMES.join(", ")
-                ),
-            )
-        }
+        None => Tool::Builtin,
+        Some(t) => Tool::from_str(t.get_ref())
+            .or_else(|e| c.err(t.span(), "matrix.tool", e.to_string()))?,
     };
     Ok(Matrix {
         datapaths,
