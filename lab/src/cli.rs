@@ -36,6 +36,9 @@ pub enum Command {
         /// Datapath to wire (default: the first of the topology's matrix)
         #[arg(long)]
         datapath: Option<String>,
+        /// Service proxy (default: the matrix's first, else the datapath's natural one)
+        #[arg(long)]
+        proxy: Option<String>,
         /// Multi-node labs: routed or vxlan (default: the matrix's first)
         #[arg(long)]
         overlay: Option<String>,
@@ -71,6 +74,10 @@ pub enum Command {
         /// Comma-separated datapaths to measure (default: the matrix's)
         #[arg(long, value_delimiter = ',')]
         only: Option<Vec<String>>,
+        /// Comma-separated service proxies to measure on every datapath
+        /// (default: the matrix's service_proxies, else each datapath's natural one)
+        #[arg(long, value_delimiter = ',')]
+        proxies: Option<Vec<String>>,
         #[arg(long)]
         duration: Option<String>,
         #[arg(long)]

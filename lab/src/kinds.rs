@@ -42,11 +42,13 @@ impl Datapath {
         }
     }
 
-    /// The service proxy that makes cluster IPs work on this datapath.
-    pub fn service_proxy(self) -> ServiceProxy {
+    /// The service proxy a datapath gets when the topology and the command
+    /// line name none: the blog's pairing (eBPF datapaths with the eBPF
+    /// proxy, the others with kube-proxy's iptables mode).
+    pub fn natural_proxy(self) -> ProxyKind {
         match self {
-            Datapath::VethEbpf | Datapath::IpvlanEbpf => ServiceProxy::Ebpf,
-            _ => ServiceProxy::Iptables,
+            Datapath::VethEbpf | Datapath::IpvlanEbpf => ProxyKind::Ebpf,
+            _ => ProxyKind::Iptables,
         }
     }
 
@@ -81,19 +83,75 @@ impl fmt::Display for Datapath {
     }
 }
 
-/// Who translates cluster IPs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ServiceProxy {
+/// Who turns a cluster IP (or a node port) into a backend pod: an axis of
+/// its own, combined with any wiring the compatibility table allows
+/// ([`crate::service::pairing`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ProxyKind {
+    /// kube-proxy's iptables mode: NAT chains loaded by iptables-restore.
     Iptables,
+    /// kube-proxy's nftables mode: one table, verdict maps, numgen.
+    Nftables,
+    /// kube-proxy's IPVS mode: virtual servers on a dummy interface.
+    Ipvs,
+    /// Per-packet translation in tc programs, as Cilium.
     Ebpf,
+    /// cgroup connect/sendmsg hooks rewrite the destination at the socket,
+    /// as Cilium's socket-level load balancing: no packet is NATed.
+    SocketLb,
 }
 
-impl ServiceProxy {
+impl ProxyKind {
+    pub const ALL: [ProxyKind; 5] = [
+        ProxyKind::Iptables,
+        ProxyKind::Nftables,
+        ProxyKind::Ipvs,
+        ProxyKind::Ebpf,
+        ProxyKind::SocketLb,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
-            ServiceProxy::Iptables => "iptables",
-            ServiceProxy::Ebpf => "ebpf",
+            ProxyKind::Iptables => "iptables",
+            ProxyKind::Nftables => "nftables",
+            ProxyKind::Ipvs => "ipvs",
+            ProxyKind::Ebpf => "ebpf",
+            ProxyKind::SocketLb => "socket-lb",
         }
+    }
+
+    /// Whether the proxy rewrites packets with netfilter NAT, whose reverse
+    /// translation needs the replies to pass the node's conntrack.
+    pub fn uses_netfilter_nat(self) -> bool {
+        matches!(
+            self,
+            ProxyKind::Iptables | ProxyKind::Nftables | ProxyKind::Ipvs
+        )
+    }
+
+    pub fn names() -> String {
+        ProxyKind::ALL.map(|p| p.name()).join(", ")
+    }
+}
+
+impl FromStr for ProxyKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ProxyKind::ALL
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown service proxy \"{s}\" (known: {})",
+                    ProxyKind::names()
+                )
+            })
+    }
+}
+
+impl fmt::Display for ProxyKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -103,17 +161,35 @@ pub enum Target {
     PodIp,
     ClusterIp,
     NodeIp,
+    /// A node's address at a service's node port (kube's NodePort).
+    NodePort,
 }
 
 impl Target {
-    pub const ALL: [Target; 3] = [Target::PodIp, Target::ClusterIp, Target::NodeIp];
+    pub const ALL: [Target; 4] = [
+        Target::PodIp,
+        Target::ClusterIp,
+        Target::NodeIp,
+        Target::NodePort,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Target::PodIp => "pod-ip",
             Target::ClusterIp => "cluster-ip",
             Target::NodeIp => "node-ip",
+            Target::NodePort => "node-port",
         }
+    }
+
+    /// Whether a service proxy translates this target (and so a cell to it
+    /// names its proxy and must show the proxy's proof).
+    pub fn is_service(self) -> bool {
+        matches!(self, Target::ClusterIp | Target::NodePort)
+    }
+
+    pub fn names() -> String {
+        Target::ALL.map(|t| t.name()).join(", ")
     }
 }
 
@@ -123,7 +199,7 @@ impl FromStr for Target {
         Target::ALL
             .into_iter()
             .find(|t| t.name() == s)
-            .ok_or_else(|| format!("unknown target \"{s}\" (known: pod-ip, cluster-ip, node-ip)"))
+            .ok_or_else(|| format!("unknown target \"{s}\" (known: {})", Target::names()))
     }
 }
 
@@ -179,6 +255,12 @@ mod tests {
     fn every_datapath_name_round_trips() {
         for d in Datapath::ALL {
             assert_eq!(d.name().parse::<Datapath>().unwrap(), d);
+        }
+        for p in ProxyKind::ALL {
+            assert_eq!(p.name().parse::<ProxyKind>().unwrap(), p);
+        }
+        for t in Target::ALL {
+            assert_eq!(t.name().parse::<Target>().unwrap(), t);
         }
         assert!("vethrouted"
             .parse::<Datapath>()

@@ -7,13 +7,14 @@ use std::time::Instant;
 
 use crate::datapath::{self, LabNet};
 use crate::error::{LabError, Result};
-use crate::kinds::{Datapath, Overlay, ServiceProxy as ProxyKind};
+use crate::kinds::{Datapath, Overlay, ProxyKind};
 use crate::ledger::{Entry, Ledger};
 use crate::names::RunId;
 use crate::netns;
-use crate::service::{ebpf::EbpfProxy, iptables::Iptables, Proof, ServiceProxy};
+use crate::proof::Proof;
+use crate::service::{self, ServiceProxy};
 use crate::teardown::{teardown_run, TeardownReport};
-use crate::topology::Plan;
+use crate::topology::{Endpoint, PathPlan, Plan};
 
 /// Held while a lab is being built or torn down, so that a signal handler
 /// tearing down never races with a half-created object.
@@ -29,7 +30,7 @@ pub struct Lab {
     pub overlay: Option<Overlay>,
     pub ledger: Ledger,
     pub setup_ms: f64,
-    pub proxy: Box<dyn ServiceProxy + Send>,
+    pub proxy: Box<dyn ServiceProxy>,
 }
 
 impl Lab {
@@ -41,6 +42,7 @@ impl Lab {
     pub async fn up(
         plan: &Plan,
         datapath: Datapath,
+        proxy: ProxyKind,
         overlay: Option<Overlay>,
         run: RunId,
     ) -> Result<Lab> {
@@ -56,16 +58,19 @@ impl Lab {
                     Some(o) => format!("{datapath}+{o}"),
                     None => datapath.to_string(),
                 },
+                proxy: Some(proxy.to_string()),
                 owner_pid: std::process::id(),
                 started_at: chrono::Utc::now().to_rfc3339(),
             },
         )?;
-        let mut proxy: Box<dyn ServiceProxy + Send> = match datapath.service_proxy() {
-            ProxyKind::Iptables => Box::new(Iptables::default()),
-            ProxyKind::Ebpf => Box::new(EbpfProxy::default()),
+        let built = match service::create(proxy) {
+            Ok(mut proxy) => build(plan, datapath, overlay, &run, &ledger, proxy.as_mut())
+                .await
+                .map(|()| proxy),
+            Err(e) => Err(e),
         };
-        match build(plan, datapath, overlay, &run, &ledger, proxy.as_mut()).await {
-            Ok(()) => {
+        match built {
+            Ok(proxy) => {
                 drop(guard);
                 Ok(Lab {
                     run,
@@ -88,11 +93,32 @@ impl Lab {
         }
     }
 
-    /// Counters of the service proxy (proof of path).
+    /// Counters of the service proxy and the overlay (proof of path).
     pub fn proof(&self) -> Result<Proof> {
         let mut proof = self.proxy.counters(&self.run, &self.plan)?;
         crate::overlay::add_vxlan_proof(&self.run, &self.plan, &mut proof)?;
         Ok(proof)
+    }
+
+    /// Why a sample's proof delta on `path` contradicts what this lab is:
+    /// its proxy, its wiring and its overlay each judge their own counters.
+    pub fn contradiction(&self, path: &PathPlan, proof: &Proof) -> Option<String> {
+        let cross_node =
+            self.plan.endpoint_node(path.client) != self.plan.endpoint_node(path.server);
+        let has_pod =
+            matches!(path.client, Endpoint::Pod(_)) || matches!(path.server, Endpoint::Pod(_));
+        self.proxy
+            .contradiction(path.target, proof)
+            .or_else(|| crate::datapath::contradiction(self.datapath, proof))
+            .or_else(|| crate::overlay::contradiction(self.overlay, cross_node && has_pod, proof))
+    }
+
+    /// The address a client reaches node `node` at: its underlay address in
+    /// multi-node labs, else the gateway its pods use.
+    pub fn node_address(&self, node: usize) -> std::net::Ipv4Addr {
+        let n = &self.plan.nodes[node];
+        n.underlay_ip
+            .unwrap_or_else(|| crate::datapath::pod_gateway(self.datapath, n))
     }
 
     /// Namespace of a pod or node endpoint.
@@ -133,7 +159,7 @@ async fn build(
     overlay: Option<Overlay>,
     run: &RunId,
     ledger: &Ledger,
-    proxy: &mut (dyn ServiceProxy + Send),
+    proxy: &mut dyn ServiceProxy,
 ) -> Result<()> {
     let namespaces = plan
         .nodes

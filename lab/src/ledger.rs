@@ -20,6 +20,9 @@ pub enum Entry {
         run_id: String,
         topology: String,
         datapath: String,
+        /// The service proxy (journals written before the proxy axis lack it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        proxy: Option<String>,
         owner_pid: u32,
         started_at: String,
     },

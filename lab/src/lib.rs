@@ -14,6 +14,7 @@ pub mod names;
 pub mod netns;
 pub mod overlay;
 pub mod probe;
+pub mod proof;
 pub mod results;
 pub mod runner;
 pub mod service;

@@ -31,8 +31,17 @@ async fn dispatch(command: Command) -> Result<u8, Failure> {
         Command::Up {
             topology,
             datapath,
+            proxy,
             overlay,
-        } => commands::lifecycle::up(&topology, datapath.as_deref(), overlay.as_deref()).await,
+        } => {
+            commands::lifecycle::up(
+                &topology,
+                datapath.as_deref(),
+                proxy.as_deref(),
+                overlay.as_deref(),
+            )
+            .await
+        }
         Command::Down { run, all } => commands::lifecycle::down(run.as_deref(), all),
         Command::Cleanup => commands::lifecycle::cleanup(),
         Command::Test {
@@ -57,6 +66,7 @@ async fn dispatch(command: Command) -> Result<u8, Failure> {
         Command::Run {
             topology,
             only,
+            proxies,
             duration,
             repetitions,
             tool,
@@ -65,6 +75,7 @@ async fn dispatch(command: Command) -> Result<u8, Failure> {
         } => {
             let flags = commands::run::RunFlags {
                 only,
+                proxies,
                 duration,
                 repetitions,
                 tool,

@@ -46,6 +46,7 @@ pub async fn probe() -> Vec<Capability> {
             run_id: run.to_string(),
             topology: "probe".into(),
             datapath: "-".into(),
+            proxy: None,
             owner_pid: std::process::id(),
             started_at: chrono::Utc::now().to_rfc3339(),
         },

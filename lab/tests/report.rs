@@ -110,6 +110,7 @@ fn every_single_node_cell_has_its_slot_in_a_table() {
                 CellStatus::Ok => assert_eq!(slot, format_metric(&c.metrics[metric])),
                 CellStatus::Skipped => assert!(slot.starts_with("skipped ["), "{slot}"),
                 CellStatus::Failed => assert!(slot.starts_with("failed ["), "{slot}"),
+                CellStatus::Unreachable => assert!(slot.starts_with("unreachable ["), "{slot}"),
             }
         }
     }

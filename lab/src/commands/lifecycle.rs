@@ -6,10 +6,11 @@ use std::str::FromStr;
 use anyhow::Context;
 
 use crate::cli::{bad_input, Failure, EXIT_ERROR, EXIT_OK};
-use crate::kinds::{Datapath, Overlay};
+use crate::kinds::{Datapath, Overlay, ProxyKind, Target};
 use crate::lab::Lab;
 use crate::ledger::{self, Entry};
 use crate::names::RunId;
+use crate::service::{pairing, Pairing};
 use crate::teardown::{self, TeardownReport};
 use crate::topology::Plan;
 
@@ -20,6 +21,7 @@ const TOPOLOGY_COPY: &str = "topology.toml";
 pub async fn up(
     topology: &Path,
     datapath: Option<&str>,
+    proxy: Option<&str>,
     overlay: Option<&str>,
 ) -> Result<u8, Failure> {
     let plan = super::load_plan(topology)?;
@@ -31,6 +33,17 @@ pub async fn up(
             .map(|m| m.datapaths[0])
             .unwrap_or(Datapath::VethRouted),
     };
+    let proxy = match proxy {
+        Some(name) => ProxyKind::from_str(name).map_err(|e| bad_input(format!("--proxy: {e}")))?,
+        None => plan
+            .matrix
+            .as_ref()
+            .and_then(|m| m.proxies.first().copied())
+            .unwrap_or(datapath.natural_proxy()),
+    };
+    if let Pairing::Impossible(why) = pairing(datapath, proxy, Target::ClusterIp) {
+        return Err(bad_input(format!("--proxy {proxy} on {datapath}: {why}")));
+    }
     if plan.underlay.is_some() && !datapath.works_across_nodes() {
         return Err(bad_input(format!(
             "datapath {datapath} works on one node only; this topology has several"
@@ -50,10 +63,13 @@ pub async fn up(
     };
     super::require_root()?;
     let run = RunId::fresh();
-    eprintln!("dplab: building {} with {datapath} as run {run}", plan.name);
-    let lab = Lab::up(&plan, datapath, overlay, run.clone())
+    eprintln!(
+        "dplab: building {} with {datapath} and the {proxy} proxy as run {run}",
+        plan.name
+    );
+    let lab = Lab::up(&plan, datapath, proxy, overlay, run.clone())
         .await
-        .with_context(|| format!("building {} with {datapath}", plan.name))?;
+        .with_context(|| format!("building {} with {datapath} and {proxy}", plan.name))?;
     let text = std::fs::read_to_string(topology).context("re-reading the topology")?;
     std::fs::write(lab.ledger.dir().join(TOPOLOGY_COPY), text)
         .context("saving the topology with the lab")?;
@@ -82,11 +98,12 @@ pub async fn up(
     Ok(EXIT_OK)
 }
 
-/// A running lab as `dplab up` left it: plan and datapath.
+/// A running lab as `dplab up` left it: plan, datapath and proxy.
 pub struct RunningLab {
     pub run: RunId,
     pub plan: Plan,
     pub datapath: Datapath,
+    pub proxy: ProxyKind,
 }
 
 pub fn find_running(run: &str) -> Result<RunningLab, Failure> {
@@ -100,11 +117,18 @@ pub fn find_running(run: &str) -> Result<RunningLab, Failure> {
             "no running lab {id} (see `dplab cleanup` for leftovers)"
         ))
     })?;
-    let datapath = journal
+    let (datapath, proxy) = journal
         .iter()
         .find_map(|e| match e {
-            Entry::Run { datapath, .. } => {
-                Datapath::from_str(datapath.split('+').next().unwrap_or(datapath)).ok()
+            Entry::Run {
+                datapath, proxy, ..
+            } => {
+                let d = Datapath::from_str(datapath.split('+').next().unwrap_or(datapath)).ok()?;
+                let p = match proxy {
+                    Some(p) => ProxyKind::from_str(p).ok()?,
+                    None => d.natural_proxy(),
+                };
+                Some((d, p))
             }
             _ => None,
         })
@@ -115,6 +139,7 @@ pub fn find_running(run: &str) -> Result<RunningLab, Failure> {
         run: id,
         plan,
         datapath,
+        proxy,
     })
 }
 

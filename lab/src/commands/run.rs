@@ -7,15 +7,17 @@ use std::str::FromStr;
 use anyhow::Context;
 
 use crate::cli::{bad_input, Failure, EXIT_CELLS_FAILED, EXIT_OK};
-use crate::kinds::Datapath;
+use crate::kinds::{Datapath, ProxyKind, Target};
 use crate::names::RunId;
 use crate::results::{report, CellStatus};
 use crate::runner::{self, Progress, RunOptions};
+use crate::service::{pairing, Pairing};
 use crate::topology::{parse_duration, Plan};
 use crate::workload::{self, Tool, Workload};
 
 pub struct RunFlags {
     pub only: Option<Vec<String>>,
+    pub proxies: Option<Vec<String>>,
     pub duration: Option<String>,
     pub repetitions: Option<i64>,
     pub tool: Option<String>,
@@ -85,6 +87,9 @@ pub async fn run(topology: &Path, flags: RunFlags) -> Result<u8, Failure> {
         let status = match cell.status {
             CellStatus::Ok => "ok".to_string(),
             CellStatus::Skipped => format!("skipped: {}", cell.reason.clone().unwrap_or_default()),
+            CellStatus::Unreachable => {
+                format!("unreachable: {}", cell.reason.clone().unwrap_or_default())
+            }
             CellStatus::Failed => format!("failed: {}", cell.reason.clone().unwrap_or_default()),
         };
         let overlay = cell
@@ -92,9 +97,13 @@ pub async fn run(topology: &Path, flags: RunFlags) -> Result<u8, Failure> {
             .as_deref()
             .map(|o| format!("{o} "))
             .unwrap_or_default();
+        let target = match &cell.service_proxy {
+            Some(p) => format!("{} ({p})", cell.target),
+            None => cell.target.clone(),
+        };
         eprintln!(
-            "dplab: {overlay}{:14} {:>8} > {:8} {:10} {:10} {status} {headline}",
-            cell.datapath, cell.client, cell.server, cell.target, cell.workload
+            "dplab: {overlay}{:14} {:>8} > {:8} {:22} {:10} {status} {headline}",
+            cell.datapath, cell.client, cell.server, target, cell.workload
         );
     }
     eprintln!(
@@ -125,6 +134,31 @@ fn options(plan: &Plan, flags: &RunFlags) -> Result<RunOptions, Failure> {
     if datapaths.is_empty() {
         return Err(bad_input("--only: no datapath named"));
     }
+    let proxies = match &flags.proxies {
+        None if matrix.proxies.is_empty() => None,
+        None => Some(matrix.proxies.clone()),
+        Some(names) => Some(
+            names
+                .iter()
+                .map(|n| {
+                    ProxyKind::from_str(n.trim()).map_err(|e| bad_input(format!("--proxies: {e}")))
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+    };
+    // A pair the user named on both axes and that cannot be built is bad
+    // input; from a topology's matrix it is a skipped cell.
+    if let (Some(_), Some(named)) = (&flags.only, &flags.proxies) {
+        if !named.is_empty() {
+            for &d in &datapaths {
+                for &p in proxies.iter().flatten() {
+                    if let Pairing::Impossible(why) = pairing(d, p, Target::ClusterIp) {
+                        return Err(bad_input(format!("--only {d} with --proxies {p}: {why}")));
+                    }
+                }
+            }
+        }
+    }
     let duration = match &flags.duration {
         Some(d) => parse_duration(d).map_err(|e| bad_input(format!("--duration: {e}")))?,
         None => matrix.duration,
@@ -146,6 +180,7 @@ fn options(plan: &Plan, flags: &RunFlags) -> Result<RunOptions, Failure> {
     }
     Ok(RunOptions {
         datapaths,
+        proxies,
         overlays: if matrix.overlays.is_empty() {
             vec![None]
         } else {
@@ -182,6 +217,7 @@ fn add_extra_services(plan: &mut Plan, count: u32) -> Result<(), Failure> {
             port: 80,
             target_port: 8080,
             protocol: crate::topology::Protocol::Tcp,
+            node_port: None,
             backends: backends.clone(),
         });
     }

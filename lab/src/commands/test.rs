@@ -6,12 +6,12 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use crate::cli::{bad_input, Failure, EXIT_CELLS_FAILED, EXIT_OK};
-use crate::kinds::ServiceProxy as ProxyKind;
 use crate::kinds::Target;
 use crate::ledger::Ledger;
+use crate::proof;
 use crate::results::{Cell, CellStatus, Metric};
 use crate::runner::pids::JournalPids;
-use crate::service::{ebpf::EbpfProxy, iptables::Iptables, proof_delta, ServiceProxy};
+use crate::service;
 use crate::topology::{parse_duration, Endpoint, Plan};
 use crate::workload::{self, Endpoints, Tool, Workload};
 
@@ -62,12 +62,7 @@ pub async fn run(run: &str, flags: TestFlags) -> Result<u8, Failure> {
         target: dest.addr,
     };
     let ledger = Ledger::open(&lab.run).map_err(|e| Failure::Error(e.into()))?;
-    let proxy: Box<dyn ServiceProxy> = match lab.datapath.service_proxy() {
-        ProxyKind::Iptables => Box::new(Iptables::default()),
-        ProxyKind::Ebpf => {
-            Box::new(EbpfProxy::reopen(&lab.run).map_err(|e| Failure::Error(e.into()))?)
-        }
-    };
+    let proxy = service::reopen(lab.proxy, &lab.run).map_err(|e| Failure::Error(e.into()))?;
     let counters = || {
         let mut proof = proxy.counters(&lab.run, plan)?;
         crate::overlay::add_vxlan_proof(&lab.run, plan, &mut proof)?;
@@ -78,7 +73,7 @@ pub async fn run(run: &str, flags: TestFlags) -> Result<u8, Failure> {
     let sample = tokio::task::block_in_place(|| {
         workload::run_sample(w, tool, &params, &endpoints, &JournalPids(&ledger), None)
     });
-    let proof = proof_delta(&before, &counters()?);
+    let proof = proof::delta(&before, &counters()?);
     let (status, reason, metrics) = match sample {
         Ok(s) => (
             CellStatus::Ok,
@@ -93,8 +88,7 @@ pub async fn run(run: &str, flags: TestFlags) -> Result<u8, Failure> {
     let cell = Cell {
         datapath: lab.datapath.to_string(),
         target: dest.target.to_string(),
-        service_proxy: (dest.target == Target::ClusterIp)
-            .then(|| lab.datapath.service_proxy().name().to_string()),
+        service_proxy: dest.target.is_service().then(|| lab.proxy.to_string()),
         workload: w.to_string(),
         tool: tool.to_string(),
         client: plan.endpoint_name(client).to_string(),

@@ -10,8 +10,15 @@ mod veth_routed;
 
 pub use common::LabNet;
 
+use std::net::Ipv4Addr;
+
 use crate::error::Result;
 use crate::kinds::Datapath;
+use crate::proof::{self, Proof};
+use crate::topology::NodePlan;
+
+/// Proof counter of eBPF host routing: packets handed straight to a pod.
+pub const REDIRECTED: &str = "bpf_redirected";
 
 /// One way of wiring pods to nodes.
 // Used only inside the crate on one runtime, so Send bounds do not matter.
@@ -76,6 +83,29 @@ pub fn cluster_ip_needs_masquerade(kind: Datapath) -> bool {
         kind,
         Datapath::Macvlan | Datapath::IpvlanL2 | Datapath::IpvlanL3 | Datapath::IpvlanEbpf
     )
+}
+
+/// Whether pods reach their node at the link-local routed gateway (the
+/// routed wirings) rather than at an address inside the pod CIDR.
+pub fn is_routed(kind: Datapath) -> bool {
+    matches!(kind, Datapath::VethRouted | Datapath::VethEbpf)
+}
+
+/// The address a pod of `node` uses as its gateway (also the node's own
+/// address as the pod sees it).
+pub fn pod_gateway(kind: Datapath, node: &NodePlan) -> Ipv4Addr {
+    if is_routed(kind) {
+        node.routed_gateway
+    } else {
+        node.gateway
+    }
+}
+
+/// Why a sample's proof contradicts the wiring, if it does: eBPF host
+/// routing must hand packets between pods itself.
+pub fn contradiction(kind: Datapath, proof: &Proof) -> Option<String> {
+    (kind == Datapath::VethEbpf && proof::get(proof, REDIRECTED) == 0)
+        .then(|| format!("proof: no packet was redirected between pods by eBPF ({REDIRECTED} = 0)"))
 }
 
 async fn wire_with(wiring: &impl Wiring, lab: &LabNet<'_>) -> Result<()> {

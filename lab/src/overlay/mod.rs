@@ -11,6 +11,11 @@ pub use underlay::{underlay_link, UNDERLAY_NS};
 use crate::datapath::LabNet;
 use crate::error::Result;
 use crate::kinds::Overlay;
+use crate::proof::{self, Proof};
+
+/// Proof counters: packets through the nodes' VXLAN devices.
+pub const VXLAN_RX: &str = "vxlan_rx_packets";
+pub const VXLAN_TX: &str = "vxlan_tx_packets";
 
 /// VXLAN adds 50 bytes (outer Ethernet, IP, UDP, VXLAN headers).
 pub const VXLAN_OVERHEAD: u32 = 50;
@@ -39,7 +44,7 @@ pub async fn wire(lab: &LabNet<'_>, overlay: Overlay) -> Result<()> {
 pub fn add_vxlan_proof(
     run: &crate::names::RunId,
     plan: &crate::topology::Plan,
-    proof: &mut crate::service::Proof,
+    proof: &mut Proof,
 ) -> Result<()> {
     if plan.underlay.is_none() {
         return Ok(());
@@ -51,9 +56,30 @@ pub fn add_vxlan_proof(
             tx += t;
         }
     }
-    proof.insert("vxlan_rx_packets".into(), rx);
-    proof.insert("vxlan_tx_packets".into(), tx);
+    proof.insert(VXLAN_RX.into(), rx);
+    proof.insert(VXLAN_TX.into(), tx);
     Ok(())
+}
+
+/// Why a sample's proof contradicts the overlay, if it does: pod traffic
+/// between nodes of a vxlan lab is encapsulated (node-to-node traffic takes
+/// the underlay directly, as on a real Flannel host), and a routed lab
+/// encapsulates nothing.
+pub fn contradiction(
+    overlay: Option<Overlay>,
+    pod_traffic_crosses_nodes: bool,
+    proof: &Proof,
+) -> Option<String> {
+    let tx = proof::get(proof, VXLAN_TX);
+    match overlay {
+        Some(Overlay::Vxlan) if pod_traffic_crosses_nodes && tx == 0 => Some(format!(
+            "proof: nothing went through the VXLAN devices although pod traffic crosses nodes over vxlan ({VXLAN_TX} = 0)"
+        )),
+        Some(Overlay::Routed) if tx > 0 => {
+            Some("proof: packets went through a VXLAN device in a routed lab".into())
+        }
+        _ => None,
+    }
 }
 
 /// Packet counters (rx, tx) of a link inside a namespace, from that

@@ -417,6 +417,7 @@ fn draw_bars(
                     None => "not measured",
                     Some(CellStatus::Skipped) => "skipped",
                     Some(CellStatus::Failed) => "failed",
+                    Some(CellStatus::Unreachable) => "unreachable",
                     Some(CellStatus::Ok) => "no value",
                 };
                 let (x, y) = chart.backend_coord(&(0.0, mid));
@@ -550,6 +551,7 @@ fn draw_percentiles(
             let word = match row.cell.status {
                 CellStatus::Skipped => "skipped",
                 CellStatus::Failed => "failed",
+                CellStatus::Unreachable => "unreachable",
                 CellStatus::Ok => "no latency values",
             };
             chart.draw_series(std::iter::once(

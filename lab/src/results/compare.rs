@@ -149,6 +149,7 @@ fn status_name(s: CellStatus) -> &'static str {
         CellStatus::Ok => "ok",
         CellStatus::Skipped => "skipped",
         CellStatus::Failed => "failed",
+        CellStatus::Unreachable => "unreachable",
     }
 }
 

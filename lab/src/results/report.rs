@@ -195,6 +195,7 @@ fn status_word(status: CellStatus) -> &'static str {
         CellStatus::Ok => "ok",
         CellStatus::Skipped => "skipped",
         CellStatus::Failed => "failed",
+        CellStatus::Unreachable => "unreachable",
     }
 }
 

@@ -81,6 +81,8 @@ pub struct Settings {
 pub enum CellStatus {
     Ok,
     Skipped,
+    /// Predicted not to carry this traffic, tried, and failed as predicted.
+    Unreachable,
     Failed,
 }
 
@@ -89,7 +91,7 @@ pub enum CellStatus {
 pub struct Cell {
     pub datapath: String,
     pub target: String,
-    /// `iptables` or `ebpf` for cluster-ip cells, null otherwise.
+    /// The service proxy of cluster-ip and node-port cells, null otherwise.
     pub service_proxy: Option<String>,
     pub workload: String,
     pub tool: String,

@@ -4,19 +4,23 @@ use std::collections::BTreeMap;
 
 use super::RunOptions;
 use crate::error::LabError;
-use crate::kinds::{Datapath, Overlay, Target};
+use crate::kinds::{Datapath, Overlay, ProxyKind, Target};
+use crate::proof::Proof;
 use crate::results::{Cell, CellStatus, Metric};
-use crate::service::Proof;
-use crate::topology::{Endpoint, PathPlan, Plan};
+use crate::service::{pairing, Pairing};
+use crate::topology::{PathPlan, Plan};
 use crate::workload::{Sample, Workload};
-
-/// Counter that proves the iptables proxy translated a connection.
-pub const IPTABLES_PROOF: &str = "iptables_dnat_packets";
 
 #[derive(Debug, Clone)]
 pub struct CellSpec {
     pub datapath: Datapath,
     pub overlay: Option<Overlay>,
+    /// The proxy measured by service targets (cluster-ip, node-port);
+    /// None for pod-ip and node-ip cells, which any lab of the datapath
+    /// measures.
+    pub proxy: Option<ProxyKind>,
+    /// What the compatibility table expects of this cell.
+    pub pairing: Pairing,
     pub path: PathPlan,
     /// `same-node` or `cross-node`, for multi-node labs.
     pub placement: Option<&'static str>,
@@ -27,25 +31,38 @@ pub struct CellSpec {
     pub tool: String,
 }
 
-/// Every (overlay, datapath, path, workload) of the run, in report order.
+/// Every (overlay, datapath, path, proxy, workload) of the run, in report
+/// order.
 pub fn specs(plan: &Plan, opts: &RunOptions) -> Vec<CellSpec> {
     let mut out = Vec::new();
     for &overlay in &opts.overlays {
         for &datapath in &opts.datapaths {
             for path in &opts.paths {
                 let same = plan.endpoint_node(path.client) == plan.endpoint_node(path.server);
-                for &workload in &opts.workloads {
-                    out.push(CellSpec {
-                        datapath,
-                        overlay,
-                        path: path.clone(),
-                        placement: overlay.map(|_| if same { "same-node" } else { "cross-node" }),
-                        target: path.target,
-                        workload,
-                        client: plan.endpoint_name(path.client).to_string(),
-                        server: plan.endpoint_name(path.server).to_string(),
-                        tool: opts.tool.to_string(),
-                    });
+                let proxies: Vec<Option<ProxyKind>> = if path.target.is_service() {
+                    opts.proxies_for(datapath).into_iter().map(Some).collect()
+                } else {
+                    vec![None]
+                };
+                for proxy in proxies {
+                    for &workload in &opts.workloads {
+                        out.push(CellSpec {
+                            datapath,
+                            overlay,
+                            proxy,
+                            pairing: proxy
+                                .map(|p| pairing(datapath, p, path.target))
+                                .unwrap_or(Pairing::Works),
+                            path: path.clone(),
+                            placement: overlay
+                                .map(|_| if same { "same-node" } else { "cross-node" }),
+                            target: path.target,
+                            workload,
+                            client: plan.endpoint_name(path.client).to_string(),
+                            server: plan.endpoint_name(path.server).to_string(),
+                            tool: opts.tool.to_string(),
+                        });
+                    }
                 }
             }
         }
@@ -60,17 +77,24 @@ pub struct Tally {
     samples: Vec<Sample>,
     proof: Proof,
     verdict: Option<(CellStatus, String)>,
+    /// Repetitions in which this cell was measured (or tried).
+    pub reps_tried: u32,
     pub setups_ms: Vec<f64>,
     pub teardowns_ms: Vec<f64>,
 }
 
 impl Tally {
     pub fn new(spec: CellSpec) -> Tally {
+        let verdict = match &spec.pairing {
+            Pairing::Impossible(reason) => Some((CellStatus::Skipped, reason.clone())),
+            _ => None,
+        };
         Tally {
             spec,
             samples: Vec::new(),
             proof: Proof::new(),
-            verdict: None,
+            verdict,
+            reps_tried: 0,
             setups_ms: Vec::new(),
             teardowns_ms: Vec::new(),
         }
@@ -102,12 +126,33 @@ impl Tally {
         }
     }
 
-    /// Adds a sample after checking that its proof matches the cell.
-    pub fn add(&mut self, sample: Sample, proof: Proof) {
+    /// A sample could not be taken: a failure, unless the compatibility
+    /// table predicted exactly that.
+    pub fn sample_failed(&mut self, error: String) {
+        match &self.spec.pairing {
+            Pairing::Unreachable(why) => {
+                let reason = format!("{error} (as predicted: {why})");
+                if self.verdict.is_none() {
+                    self.verdict = Some((CellStatus::Unreachable, reason));
+                }
+            }
+            _ => self.fail(error),
+        }
+    }
+
+    /// Adds a sample unless its proof contradicts the cell (or the cell
+    /// was predicted not to carry traffic at all).
+    pub fn add(&mut self, sample: Sample, proof: Proof, contradiction: Option<String>) {
         for (k, v) in &proof {
             *self.proof.entry(k.clone()).or_insert(0) += v;
         }
-        if let Some(contradiction) = contradiction(&self.spec, &proof) {
+        if let Pairing::Unreachable(why) = &self.spec.pairing {
+            let why = why.clone();
+            return self.fail(format!(
+                "predicted unreachable, yet it carried traffic: the compatibility table is wrong here (it said: {why})"
+            ));
+        }
+        if let Some(contradiction) = contradiction {
             return self.fail(contradiction);
         }
         self.samples.push(sample);
@@ -115,8 +160,8 @@ impl Tally {
 
     /// Why the workload cannot run on this cell at all, if so.
     pub fn impossible(&self) -> Option<String> {
-        (self.spec.target == Target::ClusterIp && self.spec.workload == Workload::Ping).then(|| {
-            "ping sends ICMP, which a cluster IP does not carry: the service proxy translates only the service's port and protocol".to_string()
+        (self.spec.target.is_service() && self.spec.workload == Workload::Ping).then(|| {
+            format!("ping sends ICMP, which a {} does not carry: the service proxy translates only the service's port and protocol", self.spec.target)
         })
     }
 
@@ -136,8 +181,7 @@ impl Tally {
         Cell {
             datapath: self.spec.datapath.to_string(),
             target: self.spec.target.to_string(),
-            service_proxy: (self.spec.target == Target::ClusterIp)
-                .then(|| self.spec.datapath.service_proxy().name().to_string()),
+            service_proxy: self.spec.proxy.map(|p| p.to_string()),
             workload: self.spec.workload.to_string(),
             tool: self.spec.tool,
             client: self.spec.client,
@@ -151,68 +195,6 @@ impl Tally {
             metrics,
             proof: self.proof,
         }
-    }
-}
-
-/// Why a sample's proof contradicts the cell's name, if it does.
-fn contradiction(spec: &CellSpec, proof: &Proof) -> Option<String> {
-    use crate::kinds::ServiceProxy;
-    use crate::service::ebpf::{REDIRECTED, SERVICE_HITS};
-    let get = |name: &str| proof.get(name).copied().unwrap_or(0);
-    let dnat = get(IPTABLES_PROOF);
-    let hits = get(SERVICE_HITS);
-    match (spec.target, spec.datapath.service_proxy()) {
-        (Target::ClusterIp, ServiceProxy::Iptables) if dnat == 0 => {
-            return Some(format!(
-                "proof: the iptables DNAT counters did not move, so the traffic did not go through the cluster IP ({IPTABLES_PROOF} = 0)"
-            ))
-        }
-        (Target::ClusterIp, ServiceProxy::Ebpf) if hits == 0 => {
-            return Some(format!("proof: the eBPF programs translated no packet to the cluster IP ({SERVICE_HITS} = 0)"))
-        }
-        (Target::PodIp, _) if dnat > 0 || hits > 0 => {
-            return Some(format!(
-                "proof: {} packets were translated ({IPTABLES_PROOF} {dnat}, {SERVICE_HITS} {hits}) although the client connected to the pod IP",
-                dnat + hits
-            ))
-        }
-        _ => {}
-    }
-    if spec.datapath.service_proxy() == ServiceProxy::Ebpf && dnat > 0 {
-        return Some(format!(
-            "proof: {dnat} packets went through iptables DNAT on an eBPF datapath"
-        ));
-    }
-    // Pod traffic between nodes is encapsulated; node-to-node traffic takes
-    // the underlay directly, as on a real Flannel host.
-    let has_pod = matches!(spec.path.client, Endpoint::Pod(_))
-        || matches!(spec.path.server, Endpoint::Pod(_));
-    if spec.overlay == Some(Overlay::Vxlan)
-        && spec.placement == Some("cross-node")
-        && has_pod
-        && get("vxlan_tx_packets") == 0
-    {
-        return Some("proof: nothing went through the VXLAN devices although pod traffic crosses nodes over vxlan (vxlan_tx_packets = 0)".into());
-    }
-    if spec.overlay == Some(Overlay::Routed) && get("vxlan_tx_packets") > 0 {
-        return Some("proof: packets went through a VXLAN device in a routed lab".into());
-    }
-    if spec.datapath == Datapath::VethEbpf && get(REDIRECTED) == 0 {
-        return Some(format!(
-            "proof: no packet was redirected between pods by eBPF ({REDIRECTED} = 0)"
-        ));
-    }
-    None
-}
-
-/// The reason a failed sample gives, with what it means on this datapath.
-pub fn explain_failure(spec: &CellSpec, error: &str) -> String {
-    if spec.datapath == Datapath::BridgeNfOff && spec.target == Target::ClusterIp {
-        format!(
-            "{error} (expected on bridge-nf-off: with net.bridge.bridge-nf-call-iptables=0 the server's replies are switched at L2 and miss the reverse NAT, so they never come back from the cluster IP)"
-        )
-    } else {
-        error.to_string()
     }
 }
 
@@ -240,16 +222,25 @@ fn median(mut values: Vec<f64>) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::service::iptables::DNAT_PACKETS;
+    use crate::topology::Endpoint;
 
-    fn spec(datapath: Datapath, target: Target) -> CellSpec {
+    fn spec(datapath: Datapath, proxy: ProxyKind, target: Target) -> CellSpec {
         CellSpec {
             datapath,
             overlay: None,
+            proxy: target.is_service().then_some(proxy),
+            pairing: if target.is_service() {
+                pairing(datapath, proxy, target)
+            } else {
+                Pairing::Works
+            },
             path: PathPlan {
                 client: Endpoint::Pod(1),
                 server: Endpoint::Pod(0),
                 target,
                 service: None,
+                via: None,
             },
             placement: None,
             target,
@@ -267,13 +258,17 @@ mod tests {
     }
 
     fn proof(n: i64) -> Proof {
-        Proof::from([(IPTABLES_PROOF.to_string(), n)])
+        Proof::from([(DNAT_PACKETS.to_string(), n)])
     }
 
     #[test]
-    fn cluster_ip_cell_whose_counters_did_not_move_fails() {
-        let mut t = Tally::new(spec(Datapath::VethRouted, Target::ClusterIp));
-        t.add(sample(10.0), proof(0));
+    fn contradicted_sample_fails_the_cell() {
+        let mut t = Tally::new(spec(
+            Datapath::VethRouted,
+            ProxyKind::Iptables,
+            Target::ClusterIp,
+        ));
+        t.add(sample(10.0), proof(0), Some("proof: did not move".into()));
         let cell = t.into_cell();
         assert_eq!(cell.status, CellStatus::Failed);
         assert!(cell.reason.unwrap().contains("did not move"));
@@ -281,60 +276,89 @@ mod tests {
 
     #[test]
     fn samples_become_metrics_and_proof_sums() {
-        let mut t = Tally::new(spec(Datapath::VethRouted, Target::ClusterIp));
-        t.add(sample(10.0), proof(2));
-        t.add(sample(12.0), proof(1));
+        let mut t = Tally::new(spec(
+            Datapath::VethRouted,
+            ProxyKind::Nftables,
+            Target::ClusterIp,
+        ));
+        t.add(sample(10.0), proof(2), None);
+        t.add(sample(12.0), proof(1), None);
         t.setups_ms = vec![100.0, 120.0, 300.0];
         let cell = t.into_cell();
         assert_eq!(cell.status, CellStatus::Ok);
         assert_eq!(cell.metrics["throughput_gbps"].samples, vec![10.0, 12.0]);
-        assert_eq!(cell.proof[IPTABLES_PROOF], 3);
+        assert_eq!(cell.proof[DNAT_PACKETS], 3);
         assert_eq!(cell.setup_ms, Some(120.0));
-        assert_eq!(cell.service_proxy.as_deref(), Some("iptables"));
+        assert_eq!(cell.service_proxy.as_deref(), Some("nftables"));
     }
 
     #[test]
-    fn pod_ip_cell_with_dnat_packets_contradicts_itself() {
-        let mut t = Tally::new(spec(Datapath::Bridge, Target::PodIp));
-        t.add(sample(10.0), proof(4));
+    fn pod_ip_cells_name_no_proxy() {
+        let mut t = Tally::new(spec(Datapath::Bridge, ProxyKind::Iptables, Target::PodIp));
+        t.add(sample(10.0), proof(0), None);
+        let cell = t.into_cell();
+        assert_eq!(cell.status, CellStatus::Ok);
+        assert_eq!(cell.service_proxy, None);
+    }
+
+    #[test]
+    fn predicted_breakage_is_unreachable_and_a_surprise_is_failed() {
+        let nf_off = || {
+            spec(
+                Datapath::BridgeNfOff,
+                ProxyKind::Iptables,
+                Target::ClusterIp,
+            )
+        };
+        let mut t = Tally::new(nf_off());
+        t.sample_failed("no connection within 3s".into());
+        let cell = t.into_cell();
+        assert_eq!(cell.status, CellStatus::Unreachable);
+        let reason = cell.reason.unwrap();
+        assert!(
+            reason.contains("no connection") && reason.contains("reverse NAT"),
+            "{reason}"
+        );
+
+        let mut t = Tally::new(nf_off());
+        t.add(sample(10.0), proof(5), None);
+        let cell = t.into_cell();
+        assert_eq!(cell.status, CellStatus::Failed);
+        assert!(cell.reason.unwrap().contains("predicted unreachable"));
+
+        // Without a prediction a failed sample is a failed cell.
+        let mut t = Tally::new(spec(
+            Datapath::Bridge,
+            ProxyKind::Iptables,
+            Target::ClusterIp,
+        ));
+        t.sample_failed("no connection".into());
         assert_eq!(t.into_cell().status, CellStatus::Failed);
     }
 
     #[test]
-    fn bridge_nf_off_cluster_ip_failure_is_explained() {
-        let reason = explain_failure(
-            &spec(Datapath::BridgeNfOff, Target::ClusterIp),
-            "no connection",
-        );
-        assert!(reason.contains("reverse NAT"));
-        let plain = explain_failure(&spec(Datapath::Bridge, Target::ClusterIp), "no connection");
-        assert_eq!(plain, "no connection");
+    fn impossible_pairs_are_skipped_before_anything_runs() {
+        let t = Tally::new(spec(
+            Datapath::IpvlanEbpf,
+            ProxyKind::Iptables,
+            Target::ClusterIp,
+        ));
+        assert!(t.is_done());
+        let cell = t.into_cell();
+        assert_eq!(cell.status, CellStatus::Skipped);
+        assert!(cell.reason.unwrap().contains("ipvlan-l2"));
     }
 
     #[test]
-    fn ebpf_cells_need_ebpf_translations_and_no_dnat() {
-        let ebpf = |hits: i64, dnat: i64, redirected: i64| {
-            Proof::from([
-                (IPTABLES_PROOF.to_string(), dnat),
-                ("bpf_service_hits".to_string(), hits),
-                ("bpf_redirected".to_string(), redirected),
-            ])
-        };
-        let cell = |target, proof| {
-            let mut t = Tally::new(spec(Datapath::VethEbpf, target));
-            t.add(sample(10.0), proof);
-            t.into_cell().status
-        };
-        assert_eq!(cell(Target::ClusterIp, ebpf(5, 0, 100)), CellStatus::Ok);
-        assert_eq!(cell(Target::ClusterIp, ebpf(0, 0, 100)), CellStatus::Failed);
-        assert_eq!(cell(Target::ClusterIp, ebpf(5, 1, 100)), CellStatus::Failed);
-        assert_eq!(cell(Target::PodIp, ebpf(0, 0, 100)), CellStatus::Ok);
-        assert_eq!(cell(Target::PodIp, ebpf(0, 0, 0)), CellStatus::Failed);
+    fn ping_to_a_service_is_skipped() {
+        let mut s = spec(Datapath::VethRouted, ProxyKind::Iptables, Target::NodePort);
+        s.workload = Workload::Ping;
+        assert!(Tally::new(s).impossible().unwrap().contains("node-port"));
     }
 
     #[test]
     fn unsupported_build_skips() {
-        let mut t = Tally::new(spec(Datapath::IpvlanL2, Target::PodIp));
+        let mut t = Tally::new(spec(Datapath::IpvlanL2, ProxyKind::Iptables, Target::PodIp));
         t.build_failed(&LabError::Unsupported(
             "kernel has no ipvlan support".into(),
         ));

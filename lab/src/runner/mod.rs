@@ -12,11 +12,13 @@ pub use progress::Progress;
 
 use std::time::Duration;
 
-use crate::kinds::{Datapath, Overlay, Target};
+use crate::error::LabError;
+use crate::kinds::{Datapath, Overlay, ProxyKind, Target};
 use crate::lab::Lab;
 use crate::names::RunId;
+use crate::proof;
 use crate::results::{Cell, Results};
-use crate::service::proof_delta;
+use crate::service::{pairing, Pairing};
 use crate::topology::{Endpoint, PathPlan, Plan};
 use crate::workload::{self, Endpoints, Params, Tool, Workload};
 
@@ -37,6 +39,8 @@ pub fn params_for(duration: Duration) -> Params {
 #[derive(Debug, Clone)]
 pub struct RunOptions {
     pub datapaths: Vec<Datapath>,
+    /// Service proxies to measure; None: each datapath's natural proxy.
+    pub proxies: Option<Vec<ProxyKind>>,
     /// `[None]` for single-node labs.
     pub overlays: Vec<Option<Overlay>>,
     pub paths: Vec<PathPlan>,
@@ -49,6 +53,78 @@ pub struct RunOptions {
 impl RunOptions {
     pub fn params(&self) -> Params {
         params_for(self.duration)
+    }
+
+    /// The proxies measured on `datapath`.
+    pub fn proxies_for(&self, datapath: Datapath) -> Vec<ProxyKind> {
+        self.proxies
+            .clone()
+            .unwrap_or_else(|| vec![datapath.natural_proxy()])
+    }
+
+    /// The labs one repetition builds: one per (overlay, datapath, proxy)
+    /// the compatibility table allows, and at least one per (overlay,
+    /// datapath) so that its pod-ip cells are measured.
+    fn labs(&self) -> Vec<LabKey> {
+        let mut labs = Vec::new();
+        for &overlay in &self.overlays {
+            for &datapath in &self.datapaths {
+                let mut possible: Vec<ProxyKind> = self
+                    .proxies_for(datapath)
+                    .into_iter()
+                    .filter(|&p| {
+                        !matches!(
+                            pairing(datapath, p, Target::ClusterIp),
+                            Pairing::Impossible(_)
+                        )
+                    })
+                    .collect();
+                if possible.is_empty() {
+                    possible.push(datapath.natural_proxy());
+                }
+                labs.extend(possible.into_iter().map(|proxy| LabKey {
+                    datapath,
+                    overlay,
+                    proxy,
+                }));
+            }
+        }
+        labs
+    }
+}
+
+/// One lab of the matrix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct LabKey {
+    datapath: Datapath,
+    overlay: Option<Overlay>,
+    proxy: ProxyKind,
+}
+
+impl LabKey {
+    /// Name in benchmarks and progress lines: datapath[+overlay], and the
+    /// proxy when it is not the datapath's natural one.
+    fn label(&self) -> String {
+        let mut label = self.datapath.to_string();
+        if let Some(o) = self.overlay {
+            label = format!("{label}+{o}");
+        }
+        if self.proxy != self.datapath.natural_proxy() {
+            label = format!("{label}/{}", self.proxy);
+        }
+        label
+    }
+
+    /// Whether this lab measures `t` in repetition `rep` (0-based): its own
+    /// service cells, and the proxy-free cells of its datapath not yet
+    /// measured in this repetition by another lab.
+    fn measures(&self, t: &Tally, rep: u32) -> bool {
+        t.spec.datapath == self.datapath
+            && t.spec.overlay == self.overlay
+            && match t.spec.proxy {
+                Some(p) => p == self.proxy,
+                None => t.reps_tried <= rep,
+            }
     }
 }
 
@@ -63,64 +139,78 @@ pub async fn run_matrix(
     let specs = cells::specs(plan, opts);
     let mut tallies: Vec<Tally> = specs.iter().map(|s| Tally::new(s.clone())).collect();
     let mut benchmarks = Vec::new();
-    // A datapath that cannot be built here is skipped once and not retried.
-    let mut unbuildable: Vec<(Datapath, Option<Overlay>)> = Vec::new();
+    // A lab that cannot be built here is not retried.
+    let mut unbuildable: Vec<(LabKey, LabError)> = Vec::new();
     let params = opts.params();
-    let labs: Vec<(Datapath, Option<Overlay>)> = opts
-        .overlays
-        .iter()
-        .flat_map(|&o| opts.datapaths.iter().map(move |&d| (d, o)))
-        .collect();
+    let labs = opts.labs();
     for rep in 0..opts.repetitions {
-        for (i, &(dp, overlay)) in labs.iter().enumerate() {
-            if unbuildable.contains(&(dp, overlay)) {
-                continue;
-            }
-            let ours = |t: &&mut Tally| t.spec.datapath == dp && t.spec.overlay == overlay;
-            let lab_run = if rep == 0 && i == 0 {
-                run.clone()
-            } else {
-                RunId::fresh()
+        for (i, &key) in labs.iter().enumerate() {
+            let failed_before = unbuildable
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, e)| replay(e));
+            let lab = match failed_before {
+                Some(e) => Err(e),
+                None => {
+                    let lab_run = if rep == 0 && i == 0 {
+                        run.clone()
+                    } else {
+                        RunId::fresh()
+                    };
+                    progress.note(&format!(
+                        "repetition {}/{}: building {}",
+                        rep + 1,
+                        opts.repetitions,
+                        key.label()
+                    ));
+                    Lab::up(plan, key.datapath, key.proxy, key.overlay, lab_run).await
+                }
             };
-            let label = match overlay {
-                Some(o) => format!("{dp} over {o}"),
-                None => dp.to_string(),
-            };
-            progress.note(&format!(
-                "repetition {}/{}: building {label}",
-                rep + 1,
-                opts.repetitions
-            ));
-            let lab = match Lab::up(plan, dp, overlay, lab_run).await {
+            let lab = match lab {
                 Ok(lab) => lab,
                 Err(e) => {
-                    for t in tallies.iter_mut().filter(ours) {
-                        t.build_failed(&e);
+                    // The lab's own service cells cannot be measured; its
+                    // proxy-free cells only if no other lab of the datapath
+                    // can measure them.
+                    let last_of_datapath = !labs[i + 1..]
+                        .iter()
+                        .any(|k| k.datapath == key.datapath && k.overlay == key.overlay);
+                    for t in tallies.iter_mut().filter(|t| key.measures(t, rep)) {
+                        if t.spec.proxy.is_some() || last_of_datapath {
+                            t.build_failed(&e);
+                        }
                     }
-                    unbuildable.push((dp, overlay));
+                    if !unbuildable.iter().any(|(k, _)| *k == key) {
+                        unbuildable.push((key, e));
+                    }
                     continue;
                 }
             };
-            let dp_key = label.replace(" over ", "+");
-            benchmarks.push((format!("setup_ms.{dp_key}"), lab.setup_ms));
+            let label = key.label();
+            benchmarks.push((format!("setup_ms.{label}"), lab.setup_ms));
             if let Some(ms) = lab.proxy.program_ms() {
-                benchmarks.push((format!("service_program_ms.{dp_key}"), ms));
+                benchmarks.push((format!("service_program_ms.{label}"), ms));
             }
-            let setup_ms = lab.setup_ms;
-            for tally in tallies.iter_mut().filter(ours) {
-                tally.setups_ms.push(setup_ms);
+            let mut measured = Vec::new();
+            for (n, tally) in tallies.iter_mut().enumerate() {
+                if !key.measures(tally, rep) {
+                    continue;
+                }
+                measured.push(n);
+                tally.reps_tried = rep + 1;
+                tally.setups_ms.push(lab.setup_ms);
                 if tally.is_done() {
                     continue;
                 }
                 progress.cell(&tally.spec, rep + 1, opts.repetitions);
-                measure(&lab, plan, opts.tool, &params, tally, progress);
+                measure(&lab, opts.tool, &params, tally, progress);
             }
             let report = lab.down();
-            benchmarks.push((format!("teardown_ms.{dp_key}"), report.elapsed_ms));
-            for tally in tallies.iter_mut().filter(ours) {
-                tally.teardowns_ms.push(report.elapsed_ms);
+            benchmarks.push((format!("teardown_ms.{label}"), report.elapsed_ms));
+            for &n in &measured {
+                tallies[n].teardowns_ms.push(report.elapsed_ms);
                 if !report.is_clean() {
-                    tally.fail(format!("teardown failed: {}", report.errors.join("; ")));
+                    tallies[n].fail(format!("teardown failed: {}", report.errors.join("; ")));
                 }
             }
         }
@@ -132,20 +222,22 @@ pub async fn run_matrix(
     )
 }
 
+/// The same failure again, for a lab that is not rebuilt.
+fn replay(e: &LabError) -> LabError {
+    if e.is_unsupported() {
+        LabError::Unsupported(e.to_string())
+    } else {
+        LabError::Other(e.to_string())
+    }
+}
+
 /// One sample of one cell, with the proof counters read around it.
-fn measure(
-    lab: &Lab,
-    plan: &Plan,
-    tool: Tool,
-    params: &Params,
-    tally: &mut Tally,
-    progress: &Progress,
-) {
+fn measure(lab: &Lab, tool: Tool, params: &Params, tally: &mut Tally, progress: &Progress) {
     if let Some(reason) = tally.impossible() {
         return tally.skip(reason);
     }
     let spec = tally.spec.clone();
-    let endpoints = match endpoints(lab, plan, &spec.path) {
+    let endpoints = match endpoints(lab, &spec.path) {
         Ok(e) => e,
         Err(reason) => return tally.skip(reason),
     };
@@ -167,14 +259,19 @@ fn measure(
     });
     let after = lab.proof();
     match (sample, after) {
-        (Ok(sample), Ok(after)) => tally.add(sample, proof_delta(&before, &after)),
-        (Err(e), _) => tally.fail(cells::explain_failure(&spec, &e.to_string())),
+        (Ok(sample), Ok(after)) => {
+            let delta = proof::delta(&before, &after);
+            let contradiction = lab.contradiction(&spec.path, &delta);
+            tally.add(sample, delta, contradiction)
+        }
+        (Err(e), _) => tally.sample_failed(e.to_string()),
         (_, Err(e)) => tally.fail(format!("reading proof counters: {e}")),
     }
 }
 
 /// Where the client of a path connects.
-fn endpoints(lab: &Lab, plan: &Plan, path: &PathPlan) -> Result<Endpoints, String> {
+fn endpoints(lab: &Lab, path: &PathPlan) -> Result<Endpoints, String> {
+    let plan = &lab.plan;
     let service = path.service.map(|s| &plan.services[s]);
     let server_port = service
         .map(|s| s.target_port)
@@ -183,6 +280,12 @@ fn endpoints(lab: &Lab, plan: &Plan, path: &PathPlan) -> Result<Endpoints, Strin
         (Target::ClusterIp, _) => {
             let s = service.ok_or("no service is backed by the server pod")?;
             std::net::SocketAddr::from((s.cluster_ip, s.port))
+        }
+        (Target::NodePort, _) => {
+            let s = service.ok_or("no service with a node port is backed by the server pod")?;
+            let port = s.node_port.ok_or("the service has no node_port")?;
+            let node = path.via.ok_or("node-port path names no node")?;
+            std::net::SocketAddr::from((lab.node_address(node), port))
         }
         (_, Endpoint::Pod(p)) => std::net::SocketAddr::from((plan.pods[p].address, server_port)),
         (_, Endpoint::Node(n)) => {

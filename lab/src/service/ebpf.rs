@@ -1,26 +1,28 @@
 //! Cluster IPs with eBPF service maps, as Cilium does: the programs in
 //! bpf/ translate cluster IPs at tc. On `veth-ebpf` one program sits on
 //! every node-side veth (DNAT, reverse NAT, and redirect straight into the
-//! destination pod); on `ipvlan-ebpf` two sit on each pod's own interface
-//! (egress DNAT, ingress reverse NAT). Maps are pinned per run under
-//! /sys/fs/bpf/dplab/<run-id>/ and shared by all attachments.
+//! destination pod); on every other wiring two sit on each pod's own
+//! interface (egress DNAT, ingress reverse NAT), which needs nothing of the
+//! wiring. Maps are pinned per run under /sys/fs/bpf/dplab/<run-id>/ and
+//! shared by all attachments.
 
 use std::time::Instant;
 
-use super::{Proof, ServiceProxy};
+use super::{ServiceChange, ServiceProxy};
 use crate::datapath::LabNet;
 use crate::ebpf::{self, Endpoint, Proto, RedirectMode, ServiceLb, ServiceSpec};
 use crate::error::{LabError, Result};
-use crate::kinds::Datapath;
+use crate::kinds::{Datapath, ProxyKind};
 use crate::ledger::Entry;
 use crate::names::RunId;
+use crate::proof::Proof;
 use crate::topology::{Plan, Protocol};
 
 /// Proof counter names in results.json.
 pub const RUNS: &str = "bpf_program_runs";
 pub const SERVICE_HITS: &str = "bpf_service_hits";
 pub const REV_NAT: &str = "bpf_rev_nat";
-pub const REDIRECTED: &str = "bpf_redirected";
+pub use crate::datapath::REDIRECTED;
 
 #[derive(Default)]
 pub struct EbpfProxy {
@@ -36,6 +38,16 @@ impl EbpfProxy {
             lb: Some(lb),
             program_ms: 0.0,
         })
+    }
+}
+
+fn not_loaded() -> LabError {
+    LabError::Other("eBPF programs are not loaded".into())
+}
+
+impl EbpfProxy {
+    fn loaded(&mut self) -> Result<&mut ServiceLb> {
+        self.lb.as_mut().ok_or_else(not_loaded)
     }
 }
 
@@ -69,6 +81,22 @@ pub fn service_specs(plan: &Plan) -> Vec<ServiceSpec> {
 }
 
 impl ServiceProxy for EbpfProxy {
+    fn kind(&self) -> ProxyKind {
+        ProxyKind::Ebpf
+    }
+
+    fn translation_counter(&self) -> &'static str {
+        SERVICE_HITS
+    }
+
+    fn apply(&mut self, lab: &LabNet<'_>, _: Datapath, _: &ServiceChange) -> Result<()> {
+        // The maps are reconciled against the whole plan: unchanged
+        // services are rewritten in place, so the change is atomic per key.
+        self.loaded()?
+            .program_services(&service_specs(lab.plan))
+            .map_err(to_lab_error)
+    }
+
     fn install(&mut self, lab: &LabNet<'_>, datapath: Datapath) -> Result<()> {
         if let Some(reason) = ebpf::unavailable_reason() {
             return Err(LabError::Unsupported(format!(
@@ -100,14 +128,9 @@ impl ServiceProxy for EbpfProxy {
                     lb.attach_veth_ingress(&node_ns, &host)
                         .map_err(to_lab_error)?;
                 }
-                Datapath::IpvlanEbpf => lb
+                _ => lb
                     .attach_pod(&lab.pod_ns(pod), &p.interface)
                     .map_err(to_lab_error)?,
-                other => {
-                    return Err(LabError::Other(format!(
-                        "the eBPF service proxy has no attachment for datapath {other}"
-                    )))
-                }
             }
         }
         self.lb = Some(lb);
@@ -115,11 +138,12 @@ impl ServiceProxy for EbpfProxy {
     }
 
     fn counters(&self, run: &RunId, plan: &Plan) -> Result<Proof> {
-        let lb = self
+        let c = self
             .lb
             .as_ref()
-            .ok_or_else(|| LabError::Other("eBPF programs are not loaded".into()))?;
-        let c = lb.counters().map_err(to_lab_error)?;
+            .ok_or_else(not_loaded)?
+            .counters()
+            .map_err(to_lab_error)?;
         // No iptables rules are installed, and the proof shows it: any DNAT
         // packet would mean the traffic took another path.
         let mut proof = super::iptables::Iptables::default().counters(run, plan)?;

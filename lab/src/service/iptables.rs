@@ -1,39 +1,61 @@
-//! Cluster IPs with iptables NAT rules shaped like kube-proxy's: a
-//! DPLAB-SERVICES chain jumped to from PREROUTING and OUTPUT, one chain per
-//! service, one per endpoint with the DNAT, random spreading with
-//! `-m statistic`, a comment on every rule. Loaded in one batch with
-//! `iptables-restore --noflush` inside each node namespace.
+//! Cluster IPs and node ports with iptables NAT rules shaped like
+//! kube-proxy's: a DPLAB-SERVICES chain jumped to from PREROUTING and
+//! OUTPUT, one chain per service, one per endpoint with the DNAT, random
+//! spreading with `-m statistic`, a DPLAB-NODEPORTS chain for local
+//! addresses, a comment on every rule. Loaded in one batch with
+//! `iptables-restore --noflush` inside each node namespace; a change
+//! rewrites only the chains it touches, as kube-proxy's partial sync.
 
 use std::fmt::Write as _;
 
-use super::{Proof, ServiceProxy};
+use super::{ServiceChange, ServiceProxy};
 use crate::command;
 use crate::datapath::{self, LabNet};
 use crate::error::Result;
-use crate::kinds::Datapath;
+use crate::kinds::{Datapath, ProxyKind};
 use crate::names::RunId;
-use crate::topology::Plan;
+use crate::proof::Proof;
+use crate::topology::{Plan, ServicePlan};
+
+/// Proof counter: packets through dplab's DNAT rules, all nodes.
+pub const DNAT_PACKETS: &str = "iptables_dnat_packets";
+
+/// Last rule of DPLAB-SERVICES, as kube-proxy's KUBE-NODEPORTS jump: node
+/// ports on any of the node's own addresses.
+const NODEPORTS_JUMP: &str = "-A DPLAB-SERVICES -m comment --comment \"dplab service nodeports; must be last\" -m addrtype --dst-type LOCAL -j DPLAB-NODEPORTS";
 
 /// Mark that asks POSTROUTING to masquerade (kube-proxy's 0x4000).
 const MASQ_MARK: &str = "0x4000/0x4000";
 
 #[derive(Default)]
 pub struct Iptables {
-    /// Time the last batch load took, for the benchmark.
-    pub program_ms: f64,
-    pub rule_count: usize,
+    /// Time the last full load took, for the benchmark.
+    program_ms: f64,
 }
 
 impl ServiceProxy for Iptables {
+    fn kind(&self) -> ProxyKind {
+        ProxyKind::Iptables
+    }
+
     fn install(&mut self, lab: &LabNet<'_>, datapath: Datapath) -> Result<()> {
         let masquerade = datapath::cluster_ip_needs_masquerade(datapath);
         let start = std::time::Instant::now();
         for node in 0..lab.plan.nodes.len() {
-            let rules = render_rules(lab.plan, node, masquerade);
-            self.rule_count = rules.lines().filter(|l| l.starts_with("-A")).count();
-            restore(&lab.node_ns(node), &rules)?;
+            restore(
+                &lab.node_ns(node),
+                &render_rules(lab.plan, node, masquerade),
+            )?;
         }
         self.program_ms = start.elapsed().as_secs_f64() * 1000.0;
+        Ok(())
+    }
+
+    fn apply(&mut self, lab: &LabNet<'_>, _: Datapath, change: &ServiceChange) -> Result<()> {
+        let rules = render_change(lab.plan, change);
+        for node in 0..lab.plan.nodes.len() {
+            restore(&lab.node_ns(node), &rules)?;
+        }
         Ok(())
     }
 
@@ -41,15 +63,16 @@ impl ServiceProxy for Iptables {
         Some(self.program_ms)
     }
 
+    fn translation_counter(&self) -> &'static str {
+        DNAT_PACKETS
+    }
+
     fn counters(&self, run: &RunId, plan: &Plan) -> Result<Proof> {
         let mut packets = 0;
         for node in &plan.nodes {
             packets += dnat_packets(&save_counters(&run.netns(&node.name))?);
         }
-        Ok(Proof::from([(
-            "iptables_dnat_packets".to_string(),
-            packets,
-        )]))
+        Ok(Proof::from([(DNAT_PACKETS.to_string(), packets)]))
     }
 }
 
@@ -67,7 +90,12 @@ fn chain(prefix: &str, key: &str) -> String {
 pub fn render_rules(plan: &Plan, node: usize, masquerade_pods: bool) -> String {
     let mut chains = String::new();
     let mut rules = String::new();
-    for name in ["DPLAB-SERVICES", "DPLAB-MARK-MASQ", "DPLAB-POSTROUTING"] {
+    for name in [
+        "DPLAB-SERVICES",
+        "DPLAB-NODEPORTS",
+        "DPLAB-MARK-MASQ",
+        "DPLAB-POSTROUTING",
+    ] {
         writeln!(chains, ":{name} - [0:0]").unwrap();
     }
     let jump = |rules: &mut String, from: &str, to: &str, comment: &str| {
@@ -110,52 +138,122 @@ pub fn render_rules(plan: &Plan, node: usize, masquerade_pods: bool) -> String {
         .unwrap();
     }
     for svc in &plan.services {
-        let proto = svc.protocol.name();
-        let svc_chain = chain("DPLAB-SVC-", &format!("{}/{proto}", svc.name));
-        writeln!(chains, ":{svc_chain} - [0:0]").unwrap();
+        render_service(plan, svc, &mut chains, &mut rules);
+    }
+    writeln!(rules, "{NODEPORTS_JUMP}").unwrap();
+    format!("*nat\n{chains}{rules}COMMIT\n")
+}
+
+/// The chains of one service: its portal in DPLAB-SERVICES (and
+/// DPLAB-NODEPORTS), the service chain spreading over endpoint chains, and
+/// one endpoint chain per backend with the DNAT.
+fn render_service(plan: &Plan, svc: &ServicePlan, chains: &mut String, rules: &mut String) {
+    let proto = svc.protocol.name();
+    let svc_chain = service_chain(svc);
+    writeln!(chains, ":{svc_chain} - [0:0]").unwrap();
+    writeln!(
+        rules,
+        "-A DPLAB-SERVICES -d {}/32 -p {proto} -m comment --comment \"{} cluster IP\" -m {proto} --dport {} -j {svc_chain}",
+        svc.cluster_ip, svc.name, svc.port
+    )
+    .unwrap();
+    if let Some(node_port) = svc.node_port {
+        // Traffic from outside the pod network is masqueraded so that the
+        // replies come back through this node (externalTrafficPolicy=Cluster).
+        let ext = chain("DPLAB-EXT-", &format!("{}/{proto}", svc.name));
+        writeln!(chains, ":{ext} - [0:0]").unwrap();
         writeln!(
             rules,
-            "-A DPLAB-SERVICES -d {}/32 -p {proto} -m comment --comment \"{} cluster IP\" -m {proto} --dport {} -j {svc_chain}",
-            svc.cluster_ip, svc.name, svc.port
+            "-A DPLAB-NODEPORTS -p {proto} -m comment --comment \"{} node port\" -m {proto} --dport {node_port} -j {ext}",
+            svc.name
         )
         .unwrap();
-        let n = svc.backends.len();
-        for (i, &pod) in svc.backends.iter().enumerate() {
-            let backend = &plan.pods[pod];
-            let sep = chain(
-                "DPLAB-SEP-",
-                &format!("{}/{proto}/{}", svc.name, backend.name),
-            );
-            let comment = format!("{} -> {}", svc.name, backend.name);
-            writeln!(chains, ":{sep} - [0:0]").unwrap();
-            // Rule i of n matches 1/(n-i) of what reaches it: an even spread.
-            let remaining = n - i;
-            if remaining > 1 {
-                writeln!(
-                    rules,
-                    "-A {svc_chain} -m comment --comment \"{comment}\" -m statistic --mode random --probability {:.11} -j {sep}",
-                    1.0 / remaining as f64
-                )
-                .unwrap();
-            } else {
-                writeln!(
-                    rules,
-                    "-A {svc_chain} -m comment --comment \"{comment}\" -j {sep}"
-                )
-                .unwrap();
-            }
+        writeln!(
+            rules,
+            "-A {ext} -m comment --comment \"masquerade traffic for {} external destinations\" -j DPLAB-MARK-MASQ",
+            svc.name
+        )
+        .unwrap();
+        writeln!(rules, "-A {ext} -j {svc_chain}").unwrap();
+    }
+    render_endpoints(plan, svc, chains, rules);
+}
+
+/// The service chain's rules and the endpoint chains (declared and filled).
+fn render_endpoints(plan: &Plan, svc: &ServicePlan, chains: &mut String, rules: &mut String) {
+    let proto = svc.protocol.name();
+    let svc_chain = service_chain(svc);
+    let n = svc.backends.len();
+    for (i, &pod) in svc.backends.iter().enumerate() {
+        let backend = &plan.pods[pod];
+        let sep = endpoint_chain(svc, &backend.name);
+        let comment = format!("{} -> {}", svc.name, backend.name);
+        writeln!(chains, ":{sep} - [0:0]").unwrap();
+        // Rule i of n matches 1/(n-i) of what reaches it: an even spread.
+        let remaining = n - i;
+        if remaining > 1 {
             writeln!(
                 rules,
-                "-A {sep} -s {}/32 -m comment --comment \"{comment}\" -j DPLAB-MARK-MASQ",
-                backend.address
+                "-A {svc_chain} -m comment --comment \"{comment}\" -m statistic --mode random --probability {:.11} -j {sep}",
+                1.0 / remaining as f64
             )
             .unwrap();
+        } else {
             writeln!(
                 rules,
-                "-A {sep} -p {proto} -m comment --comment \"{comment}\" -m {proto} -j DNAT --to-destination {}:{}",
-                backend.address, svc.target_port
+                "-A {svc_chain} -m comment --comment \"{comment}\" -j {sep}"
             )
             .unwrap();
+        }
+        writeln!(
+            rules,
+            "-A {sep} -s {}/32 -m comment --comment \"{comment}\" -j DPLAB-MARK-MASQ",
+            backend.address
+        )
+        .unwrap();
+        writeln!(
+            rules,
+            "-A {sep} -p {proto} -m comment --comment \"{comment}\" -m {proto} -j DNAT --to-destination {}:{}",
+            backend.address, svc.target_port
+        )
+        .unwrap();
+    }
+}
+
+fn service_chain(svc: &ServicePlan) -> String {
+    chain(
+        "DPLAB-SVC-",
+        &format!("{}/{}", svc.name, svc.protocol.name()),
+    )
+}
+
+fn endpoint_chain(svc: &ServicePlan, backend: &str) -> String {
+    chain(
+        "DPLAB-SEP-",
+        &format!("{}/{}/{backend}", svc.name, svc.protocol.name()),
+    )
+}
+
+/// iptables-restore input (with --noflush) for one change: a new service
+/// appends its chains; a removed endpoint rewrites its service chain (a
+/// chain declared in the input is flushed) and deletes the endpoint chain.
+pub fn render_change(plan: &Plan, change: &ServiceChange) -> String {
+    let mut chains = String::new();
+    let mut rules = String::new();
+    match change {
+        ServiceChange::AddService(svc) => {
+            render_service(plan, svc, &mut chains, &mut rules);
+            // Keep the node-port jump last: move it after the new portal.
+            writeln!(rules, "{}", NODEPORTS_JUMP.replacen("-A", "-D", 1)).unwrap();
+            writeln!(rules, "{NODEPORTS_JUMP}").unwrap();
+        }
+        ServiceChange::RemoveEndpoint { service, pod } => {
+            let svc = &plan.services[*service];
+            writeln!(chains, ":{} - [0:0]", service_chain(svc)).unwrap();
+            render_endpoints(plan, svc, &mut chains, &mut rules);
+            let gone = endpoint_chain(svc, &plan.pods[*pod].name);
+            writeln!(chains, ":{gone} - [0:0]").unwrap();
+            writeln!(rules, "-X {gone}").unwrap();
         }
     }
     format!("*nat\n{chains}{rules}COMMIT\n")

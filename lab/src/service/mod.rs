@@ -1,37 +1,105 @@
-//! Service proxies: what turns a cluster IP into a backend pod. One trait,
-//! one file per implementation, chosen by the datapath
-//! ([`crate::kinds::Datapath::service_proxy`]).
+//! Service proxies: what turns a cluster IP or a node port into a backend
+//! pod. An axis of its own beside the wiring: one trait, one file per
+//! implementation, one factory ([`create`]) and one compatibility table
+//! ([`pairing`]). Adding a proxy is a file here plus a line in [`create`].
 
+pub mod compat;
 pub mod ebpf;
 pub mod iptables;
 
-use std::collections::BTreeMap;
+pub use compat::{pairing, Pairing};
 
 use crate::datapath::LabNet;
 use crate::error::Result;
-use crate::kinds::Datapath;
+use crate::kinds::{Datapath, ProxyKind, Target};
 use crate::names::RunId;
-use crate::topology::Plan;
+use crate::proof::{self, Proof};
+use crate::topology::{Plan, ServicePlan};
 
-/// Counters that prove which path packets took, read before and after a
-/// measurement (CONTRACT.md `proof`).
-pub type Proof = BTreeMap<String, i64>;
+/// One change to the services of a running lab, as kube-proxy syncs them.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ServiceChange {
+    /// A new service (already appended to the lab's plan).
+    AddService(ServicePlan),
+    /// `pod` (an index into the plan's pods) stopped backing service
+    /// `service` (an index into the plan's services); the plan already
+    /// lacks it.
+    RemoveEndpoint { service: usize, pod: usize },
+}
 
-pub trait ServiceProxy {
-    /// Programs every service of the plan into the lab.
+pub trait ServiceProxy: Send {
+    fn kind(&self) -> ProxyKind;
+
+    /// Programs every service of `lab.plan` into the lab, from empty.
     fn install(&mut self, lab: &LabNet<'_>, datapath: Datapath) -> Result<()>;
-    /// Reads the proxy's counters now.
+
+    /// Applies one change; `lab.plan` is the plan after the change.
+    fn apply(&mut self, lab: &LabNet<'_>, datapath: Datapath, change: &ServiceChange)
+        -> Result<()>;
+
+    /// Reads the proxy's proof counters now (every node of the lab).
     fn counters(&self, run: &RunId, plan: &Plan) -> Result<Proof>;
-    /// How long programming the services took, if measured.
+
+    /// The counter that moves when this proxy translates a connection.
+    fn translation_counter(&self) -> &'static str;
+
+    /// Why one sample's proof delta contradicts a cell measured through
+    /// this proxy towards `target`, if it does: a service target must move
+    /// the proxy's translation counter, any other target must not, and no
+    /// other proxy's translation counter may move at all.
+    fn contradiction(&self, target: Target, proof: &Proof) -> Option<String> {
+        let own = self.translation_counter();
+        let moved = proof::get(proof, own);
+        if target.is_service() && moved == 0 {
+            return Some(format!(
+                "proof: the {} proxy translated nothing, so the traffic did not go through the {target} ({own} = 0)",
+                self.kind()
+            ));
+        }
+        if !target.is_service() && moved > 0 {
+            return Some(format!(
+                "proof: {moved} packets were translated by the {} proxy ({own}) although the client connected to the {target}",
+                self.kind()
+            ));
+        }
+        TRANSLATION_COUNTERS
+            .iter()
+            .filter(|&&c| c != own)
+            .find(|&&c| proof::get(proof, c) > 0)
+            .map(|c| {
+                format!(
+                    "proof: {} packets went through another proxy's translation ({c}) in a lab served by the {} proxy",
+                    proof::get(proof, c),
+                    self.kind()
+                )
+            })
+    }
+
+    /// How long programming every service took, if measured.
     fn program_ms(&self) -> Option<f64> {
         None
     }
 }
 
-/// `after - before` for every counter.
-pub fn proof_delta(before: &Proof, after: &Proof) -> Proof {
-    after
-        .iter()
-        .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0)))
-        .collect()
+/// The translation counters of every proxy; a lab reads only its own
+/// proxy's, plus those that prove the absence of another path.
+pub const TRANSLATION_COUNTERS: &[&str] = &[iptables::DNAT_PACKETS, ebpf::SERVICE_HITS];
+
+/// A fresh proxy of `kind`, ready to install.
+pub fn create(kind: ProxyKind) -> Result<Box<dyn ServiceProxy>> {
+    match kind {
+        ProxyKind::Iptables => Ok(Box::new(iptables::Iptables::default())),
+        ProxyKind::Ebpf => Ok(Box::new(ebpf::EbpfProxy::default())),
+        other => Err(crate::error::LabError::Unsupported(format!(
+            "the {other} service proxy is not built into this dplab"
+        ))),
+    }
+}
+
+/// The proxy of a lab that `dplab up` left running, to read its counters.
+pub fn reopen(kind: ProxyKind, run: &RunId) -> Result<Box<dyn ServiceProxy>> {
+    match kind {
+        ProxyKind::Ebpf => Ok(Box::new(ebpf::EbpfProxy::reopen(run)?)),
+        other => create(other),
+    }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use ipnet::Ipv4Net;
 
-use crate::kinds::{Datapath, Overlay, Target};
+use crate::kinds::{Datapath, Overlay, ProxyKind, Target};
 use crate::workload::{Tool, Workload};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -75,6 +75,9 @@ pub struct ServicePlan {
     pub port: u16,
     pub target_port: u16,
     pub protocol: Protocol,
+    /// Port on every node's addresses that also reaches the service
+    /// (kube's NodePort), if any.
+    pub node_port: Option<u16>,
     /// Indexes into `Plan::pods`.
     pub backends: Vec<usize>,
 }
@@ -92,14 +95,18 @@ pub struct PathPlan {
     pub client: Endpoint,
     pub server: Endpoint,
     pub target: Target,
-    /// The service of cluster-ip targets.
+    /// The service of cluster-ip and node-port targets.
     pub service: Option<usize>,
+    /// The node whose address node-port targets connect to.
+    pub via: Option<usize>,
 }
 
 /// What `dplab run` measures.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Matrix {
     pub datapaths: Vec<Datapath>,
+    /// Service proxies to measure; empty: each datapath's natural proxy.
+    pub proxies: Vec<ProxyKind>,
     /// Empty for single-node labs.
     pub overlays: Vec<Overlay>,
     pub paths: Vec<PathPlan>,

@@ -39,6 +39,9 @@ pub struct Path {
     pub client: Spanned<String>,
     pub server: Spanned<String>,
     pub target: Option<Spanned<String>>,
+    /// node-port targets: the node whose address the client connects to
+    /// (default: the server pod's node).
+    pub via: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -72,6 +75,8 @@ pub struct Service {
     pub port: Spanned<u16>,
     pub target_port: Option<Spanned<u16>>,
     pub protocol: Option<Spanned<String>>,
+    /// Port on every node's addresses that reaches the service (NodePort).
+    pub node_port: Option<Spanned<u16>>,
     pub backends: Spanned<Vec<Spanned<String>>>,
 }
 
@@ -79,6 +84,8 @@ pub struct Service {
 #[serde(deny_unknown_fields)]
 pub struct Matrix {
     pub datapaths: Spanned<Vec<Spanned<String>>>,
+    /// Service proxies to measure (default: each datapath's natural one).
+    pub service_proxies: Option<Spanned<Vec<Spanned<String>>>>,
     pub targets: Option<Spanned<Vec<Spanned<String>>>>,
     pub workloads: Option<Spanned<Vec<Spanned<String>>>>,
     pub client: Option<Spanned<String>>,

@@ -13,7 +13,7 @@ use toml::Spanned;
 use super::error::TopologyError;
 use super::plan::*;
 use super::raw;
-use crate::kinds::{Datapath, Overlay, Target};
+use crate::kinds::{Datapath, Overlay, ProxyKind, Target};
 use crate::workload::{Tool, Workload};
 
 const DEFAULT_SERVICE_CIDR: &str = "10.96.0.0/12";
@@ -510,6 +510,34 @@ fn check_services(
                 )
             }
         };
+        let node_port = match &s.node_port {
+            Some(n) if *n.get_ref() == 0 => {
+                return c.err(
+                    n.span(),
+                    &field("node_port"),
+                    "port 0 is not a node port".into(),
+                )
+            }
+            Some(n) => {
+                let taken = services
+                    .iter()
+                    .find(|o| o.node_port == Some(*n.get_ref()) && o.protocol == protocol);
+                if let Some(o) = taken {
+                    return c.err(
+                        n.span(),
+                        &field("node_port"),
+                        format!(
+                            "node port {}/{} is taken by service \"{}\"",
+                            n.get_ref(),
+                            protocol.name(),
+                            o.name
+                        ),
+                    );
+                }
+                Some(*n.get_ref())
+            }
+            None => None,
+        };
         if !endpoints.insert((cluster_ip, port, protocol)) {
             return c.err(
                 s.cluster_ip.span(),
@@ -551,6 +579,7 @@ fn check_services(
             port,
             target_port,
             protocol,
+            node_port,
             backends,
         });
     }
@@ -582,6 +611,28 @@ fn check_matrix(
             "matrix.datapaths",
             "no datapath to measure".into(),
         );
+    }
+    let mut proxies = Vec::new();
+    if let Some(list) = &raw.service_proxies {
+        for p in list.get_ref() {
+            let proxy = ProxyKind::from_str(p.get_ref())
+                .or_else(|e| c.err(p.span(), "matrix.service_proxies", e))?;
+            if proxies.contains(&proxy) {
+                return c.err(
+                    p.span(),
+                    "matrix.service_proxies",
+                    format!("\"{proxy}\" is listed twice"),
+                );
+            }
+            proxies.push(proxy);
+        }
+        if proxies.is_empty() {
+            return c.err(
+                list.span(),
+                "matrix.service_proxies",
+                "an empty list measures nothing: leave the key out for each datapath's natural proxy".into(),
+            );
+        }
     }
     let mut targets = Vec::new();
     match &raw.targets {
@@ -696,6 +747,7 @@ fn check_matrix(
     };
     Ok(Matrix {
         datapaths,
+        proxies,
         overlays,
         paths,
         workloads,
@@ -818,17 +870,33 @@ fn check_client_server(
             "node-ip targets are measured with [[matrix.paths]] whose server is a node".into(),
         );
     }
+    let node_port_service = match service {
+        Some(s) if plan.services[s].node_port.is_some() => Some(s),
+        _ => plan
+            .services
+            .iter()
+            .position(|s| s.backends.contains(&server_pod) && s.node_port.is_some()),
+    };
+    if targets.contains(&Target::NodePort) && node_port_service.is_none() {
+        return c.err(
+            targets_span,
+            "matrix.targets",
+            "node-port is measured but no service with a node_port is backed by the server pod"
+                .into(),
+        );
+    }
     Ok(targets
         .iter()
         .map(|&target| PathPlan {
             client: Endpoint::Pod(client),
             server: Endpoint::Pod(server_pod),
             target,
-            service: if target == Target::ClusterIp {
-                service
-            } else {
-                None
+            service: match target {
+                Target::ClusterIp => service,
+                Target::NodePort => node_port_service,
+                _ => None,
             },
+            via: (target == Target::NodePort).then_some(plan.pods[server_pod].node),
         })
         .collect())
 }
@@ -882,33 +950,73 @@ fn check_paths(
             .as_ref()
             .map(|t| t.span())
             .unwrap_or(p.server.span());
-        let service = match (target, server) {
-            (Target::NodeIp, Endpoint::Node(_)) | (Target::PodIp, Endpoint::Pod(_)) => None,
-            (Target::ClusterIp, Endpoint::Pod(pod)) => {
-                match plan.services.iter().position(|s| s.backends.contains(&pod)) {
-                    Some(s) => Some(s),
-                    None => {
-                        return c.err(
+        let service =
+            match (target, server) {
+                (Target::NodeIp, Endpoint::Node(_)) | (Target::PodIp, Endpoint::Pod(_)) => None,
+                (Target::NodePort, Endpoint::Pod(pod)) => {
+                    match plan
+                        .services
+                        .iter()
+                        .position(|s| s.backends.contains(&pod) && s.node_port.is_some())
+                    {
+                        Some(s) => Some(s),
+                        None => return c.err(
                             span,
                             &field("target"),
-                            "cluster-ip needs a service backed by the server pod".into(),
+                            "node-port needs a service with a node_port backed by the server pod"
+                                .into(),
+                        ),
+                    }
+                }
+                (Target::ClusterIp, Endpoint::Pod(pod)) => {
+                    match plan.services.iter().position(|s| s.backends.contains(&pod)) {
+                        Some(s) => Some(s),
+                        None => {
+                            return c.err(
+                                span,
+                                &field("target"),
+                                "cluster-ip needs a service backed by the server pod".into(),
+                            )
+                        }
+                    }
+                }
+                (t, _) => {
+                    return c.err(
+                        span,
+                        &field("target"),
+                        format!("target {t} does not fit server \"{}\"", p.server.get_ref()),
+                    )
+                }
+            };
+        let via = match (&p.via, target, server) {
+            (Some(v), Target::NodePort, _) => {
+                match plan.nodes.iter().position(|n| &n.name == v.get_ref()) {
+                    Some(n) => Some(n),
+                    None => {
+                        return c.err(
+                            v.span(),
+                            &field("via"),
+                            format!("unknown node \"{}\"", v.get_ref()),
                         )
                     }
                 }
             }
-            (t, _) => {
+            (Some(v), _, _) => {
                 return c.err(
-                    span,
-                    &field("target"),
-                    format!("target {t} does not fit server \"{}\"", p.server.get_ref()),
+                    v.span(),
+                    &field("via"),
+                    "via names the node of a node-port target only".into(),
                 )
             }
+            (None, Target::NodePort, s) => Some(plan.endpoint_node(s)),
+            (None, _, _) => None,
         };
         out.push(PathPlan {
             client,
             server,
             target,
             service,
+            via,
         });
     }
     Ok(out)
