@@ -9,19 +9,22 @@
 //! - `tc_pod_lb.o`, programs `pod_egress` / `pod_ingress`: the pod's own eth0
 //!   inside its namespace; DNAT on the way out, reverse NAT on the way in.
 
+mod attach;
 mod counters;
 mod iface;
 mod lb;
+mod loader;
 pub mod maps;
 mod pins;
+mod test_run;
 
 pub use counters::{pinned_counters, Counters};
 pub use iface::ifindex_and_mac;
-pub use lb::{
-    check_classifier, Endpoint, LbProgram, RedirectMode, ServiceLb, ServiceSpec, TestRunOutcome,
-};
-pub use maps::Proto;
+pub use lb::ServiceLb;
+pub use loader::{check_classifier, LbProgram};
+pub use maps::{Endpoint, Proto, RedirectMode, ServiceSpec};
 pub use pins::{bpffs_mounted, ensure_bpffs, list_pinned_runs, pin_dir, remove_pins, PIN_ROOT};
+pub use test_run::TestRunOutcome;
 
 use std::path::PathBuf;
 
