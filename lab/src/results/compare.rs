@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::report::{format_number, median_ratio, with_interval};
+use super::format::{format_number, median_ratio, status_word, with_interval};
 use super::{CellStatus, Results};
 
 /// Which run a side of the comparison is.
@@ -144,15 +144,6 @@ pub fn compare(a: &Results, b: &Results) -> Comparison {
     out
 }
 
-fn status_name(s: CellStatus) -> &'static str {
-    match s {
-        CellStatus::Ok => "ok",
-        CellStatus::Skipped => "skipped",
-        CellStatus::Failed => "failed",
-        CellStatus::Unreachable => "unreachable",
-    }
-}
-
 /// Columns padded to their widest entry (counted in characters).
 fn aligned(rows: &[Vec<String>]) -> String {
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
@@ -233,9 +224,9 @@ impl Comparison {
             for s in &self.not_measured_in_both {
                 let reason = |status: CellStatus, r: &Option<String>| match r {
                     Some(r) if status != CellStatus::Ok => {
-                        format!("{} ({r})", status_name(status))
+                        format!("{} ({r})", status_word(status))
                     }
-                    _ => status_name(status).to_string(),
+                    _ => status_word(status).to_string(),
                 };
                 let _ = writeln!(
                     out,

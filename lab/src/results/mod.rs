@@ -3,6 +3,8 @@
 
 pub mod chart;
 pub mod compare;
+pub mod format;
+pub mod layout;
 pub mod report;
 pub mod schema;
 pub mod stats;
