@@ -10,6 +10,8 @@ mod veth_routed;
 
 pub use common::LabNet;
 
+use futures::TryStreamExt;
+
 use crate::error::Result;
 use crate::kinds::Datapath;
 
@@ -78,14 +80,22 @@ pub fn cluster_ip_needs_masquerade(kind: Datapath) -> bool {
     )
 }
 
+/// Pods wired at once. Their requests queue on the node's connection and
+/// the pods' own; enough to keep the kernel busy while a reply travels,
+/// few enough that an error stops the rest soon.
+const PODS_AT_ONCE: usize = 64;
+
+/// Nodes one after the other (they are few and pods need them), then the
+/// pods concurrently; the first error stops the rest.
 async fn wire_with(wiring: &impl Wiring, lab: &LabNet<'_>) -> Result<()> {
     for node in 0..lab.plan.nodes.len() {
         lab.node_basics(node).await?;
         wiring.wire_node(lab, node).await?;
     }
-    for pod in 0..lab.plan.pods.len() {
-        lab.pod_basics(pod).await?;
-        wiring.wire_pod(lab, pod).await?;
-    }
-    Ok(())
+    futures::stream::iter((0..lab.plan.pods.len()).map(Ok))
+        .try_for_each_concurrent(PODS_AT_ONCE, |pod| async move {
+            lab.pod_basics(pod).await?;
+            wiring.wire_pod(lab, pod).await
+        })
+        .await
 }
