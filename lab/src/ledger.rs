@@ -71,7 +71,11 @@ pub struct Ledger {
 impl Ledger {
     /// Creates the journal of a new run and takes its owner lock.
     pub fn create(run: &RunId, first: Entry) -> Result<Ledger, LedgerError> {
-        let dir = run.state_dir();
+        Ledger::create_in(run.state_dir(), first)
+    }
+
+    /// [`Ledger::create`] in folder `dir`.
+    fn create_in(dir: PathBuf, first: Entry) -> Result<Ledger, LedgerError> {
         let io = |op, source| LedgerError::Io {
             path: dir.clone(),
             op,
@@ -244,4 +248,51 @@ pub fn journaled_runs() -> Vec<RunId> {
 /// Whether `dplab up` left the run running on purpose.
 pub fn is_detached(run: &RunId) -> bool {
     read_journal(run).is_ok_and(|entries| entries.contains(&Entry::Detached))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link(i: usize) -> Entry {
+        Entry::Link {
+            netns: "dl3f9a-node1".into(),
+            name: format!("dl3f9a-v{i}"),
+        }
+    }
+
+    fn lines(dir: &Path) -> Vec<Entry> {
+        std::fs::read_to_string(dir.join("journal.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn grouped_records_are_all_written_once_and_synced() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::create_in(dir.path().to_path_buf(), Entry::Detached).unwrap();
+        ledger.record_all(&[link(0), link(1)]).unwrap();
+        let writers = (2..202).map(|i| {
+            let ledger = &ledger;
+            async move { ledger.record_grouped(&link(i)).await }
+        });
+        for result in futures::future::join_all(writers).await {
+            result.unwrap();
+        }
+        assert_eq!(ledger.synced.load(Ordering::SeqCst), 203);
+        let mut got = lines(dir.path());
+        assert_eq!(got.remove(0), Entry::Detached);
+        let mut names: Vec<String> = got
+            .into_iter()
+            .map(|e| match e {
+                Entry::Link { name, .. } => name,
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        names.sort_by_key(|n| n[8..].parse::<usize>().unwrap());
+        let want: Vec<String> = (0..202).map(|i| format!("dl3f9a-v{i}")).collect();
+        assert_eq!(names, want);
+    }
 }
