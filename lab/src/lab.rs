@@ -10,7 +10,7 @@ use crate::error::{LabError, Result};
 use crate::kinds::{Datapath, Overlay, ProxyKind};
 use crate::ledger::{Entry, Ledger};
 use crate::names::RunId;
-use crate::netns;
+use crate::netns::netlink::Netlink;
 use crate::proof::Proof;
 use crate::service::{self, ServiceProxy};
 use crate::teardown::{teardown_run, TeardownReport};
@@ -161,19 +161,16 @@ async fn build(
     ledger: &Ledger,
     proxy: &mut dyn ServiceProxy,
 ) -> Result<()> {
-    let namespaces = plan
-        .nodes
+    // Journal every namespace with one sync, then create them all on a few
+    // threads, each opening its netlink connection while inside.
+    let namespaces = LabNet::namespaces(run, plan);
+    let entries: Vec<Entry> = namespaces
         .iter()
-        .map(|n| &n.name)
-        .chain(plan.pods.iter().map(|p| &p.name))
-        .map(String::as_str)
-        .chain(plan.underlay.iter().map(|_| crate::overlay::UNDERLAY_NS));
-    for name in namespaces {
-        let ns = run.netns(name);
-        ledger.record(&Entry::Netns { name: ns.clone() })?;
-        netns::create(&ns)?;
-    }
-    let mut net = LabNet::open(run, plan, ledger)?;
+        .map(|name| Entry::Netns { name: name.clone() })
+        .collect();
+    ledger.record_all(&entries)?;
+    let links = Netlink::create_all(&namespaces)?;
+    let mut net = LabNet::with_links(run, plan, ledger, links);
     let overlay = match (plan.underlay.is_some(), overlay) {
         (true, None) => Some(Overlay::Routed),
         (_, o) => o,

@@ -12,6 +12,8 @@ pub use common::LabNet;
 
 use std::net::Ipv4Addr;
 
+use futures::TryStreamExt;
+
 use crate::error::Result;
 use crate::kinds::Datapath;
 use crate::proof::{self, Proof};
@@ -108,14 +110,22 @@ pub fn contradiction(kind: Datapath, proof: &Proof) -> Option<String> {
         .then(|| format!("proof: no packet was redirected between pods by eBPF ({REDIRECTED} = 0)"))
 }
 
+/// Pods wired at once. Their requests queue on the node's connection and
+/// the pods' own; enough to keep the kernel busy while a reply travels,
+/// few enough that an error stops the rest soon.
+const PODS_AT_ONCE: usize = 64;
+
+/// Nodes one after the other (they are few and pods need them), then the
+/// pods concurrently; the first error stops the rest.
 async fn wire_with(wiring: &impl Wiring, lab: &LabNet<'_>) -> Result<()> {
     for node in 0..lab.plan.nodes.len() {
         lab.node_basics(node).await?;
         wiring.wire_node(lab, node).await?;
     }
-    for pod in 0..lab.plan.pods.len() {
-        lab.pod_basics(pod).await?;
-        wiring.wire_pod(lab, pod).await?;
-    }
-    Ok(())
+    futures::stream::iter((0..lab.plan.pods.len()).map(Ok))
+        .try_for_each_concurrent(PODS_AT_ONCE, |pod| async move {
+            lab.pod_basics(pod).await?;
+            wiring.wire_pod(lab, pod).await
+        })
+        .await
 }

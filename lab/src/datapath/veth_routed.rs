@@ -2,9 +2,10 @@
 //! The pod has a /32 and a default route via a link-local gateway on-link;
 //! the node has a /32 route per pod and answers ARP on the host ends.
 
+use std::net::Ipv4Addr;
+
 use super::{LabNet, Wiring};
 use crate::error::Result;
-use crate::netns;
 
 pub struct VethRouted;
 
@@ -23,28 +24,28 @@ impl Wiring for VethRouted {
 
     async fn wire_pod(&self, lab: &LabNet<'_>, pod: usize) -> Result<()> {
         let p = &lab.plan.pods[pod];
-        let node = &lab.plan.nodes[p.node];
+        let gw = lab.plan.nodes[p.node].routed_gateway;
         let node_ns = lab.node_ns(p.node);
-        let pod_ns = lab.pod_ns(pod);
         let host = lab.pod_veth(pod).await?;
-        netns::write_sysctl(&node_ns, &format!("net/ipv4/conf/{host}/proxy_arp"), "1")?;
+        let node_nl = lab.nl(&node_ns);
+        let pod_nl = lab.nl(&lab.pod_ns(pod));
+        let iface = p.interface.as_str();
+        let proxy_arp = format!("net/ipv4/conf/{host}/proxy_arp");
         // proxy_arp answers after proxy_delay (0.8 s by default): not in a lab.
-        netns::write_sysctl(&node_ns, &format!("net/ipv4/neigh/{host}/proxy_delay"), "0")?;
-        let nl = lab.nl(&node_ns);
-        nl.add_route(p.address, 32, &host, None).await?;
-        let pod_nl = lab.nl(&pod_ns);
-        pod_nl.add_address(&p.interface, p.address, 32).await?;
-        pod_nl
-            .add_route(node.routed_gateway, 32, &p.interface, None)
-            .await?;
-        pod_nl
-            .add_route(
-                std::net::Ipv4Addr::UNSPECIFIED,
-                0,
-                &p.interface,
-                Some(node.routed_gateway),
-            )
-            .await?;
+        let proxy_delay = format!("net/ipv4/neigh/{host}/proxy_delay");
+        // Independent of each other: all in flight at once.
+        futures::try_join!(
+            lab.sysctl(&node_ns, &proxy_arp, "1"),
+            lab.sysctl(&node_ns, &proxy_delay, "0"),
+            async { Ok(node_nl.add_route(p.address, 32, &host, None).await?) },
+            async { Ok(pod_nl.add_address(iface, p.address, 32).await?) },
+            async { Ok(pod_nl.add_route(gw, 32, iface, None).await?) },
+            async {
+                Ok(pod_nl
+                    .add_route(Ipv4Addr::UNSPECIFIED, 0, iface, Some(gw))
+                    .await?)
+            },
+        )?;
         Ok(())
     }
 }
