@@ -19,12 +19,12 @@ const TOPOLOGY_COPY: &str = "topology.toml";
 
 pub async fn up(
     topology: &Path,
-    datapath: Option<&str>,
-    overlay: Option<&str>,
+    datapath: Option<Datapath>,
+    overlay: Option<Overlay>,
 ) -> Result<u8, Failure> {
     let plan = super::load_plan(topology)?;
     let datapath = match datapath {
-        Some(name) => Datapath::from_str(name).map_err(bad_input)?,
+        Some(d) => d,
         None => plan
             .matrix
             .as_ref()
@@ -40,9 +40,7 @@ pub async fn up(
         Some(_) if plan.underlay.is_none() => {
             return Err(bad_input("--overlay: the topology has a single node"))
         }
-        Some(name) => {
-            Some(Overlay::from_str(name).map_err(|e| bad_input(format!("--overlay: {e}")))?)
-        }
+        Some(o) => Some(o),
         None => plan
             .matrix
             .as_ref()
@@ -50,7 +48,7 @@ pub async fn up(
     };
     super::require_root()?;
     let run = RunId::fresh();
-    eprintln!("dplab: building {} with {datapath} as run {run}", plan.name);
+    log::info!("building {} with {datapath} as run {run}", plan.name);
     let lab = Lab::up(&plan, datapath, overlay, run.clone())
         .await
         .with_context(|| format!("building {} with {datapath}", plan.name))?;
@@ -63,8 +61,8 @@ pub async fn up(
     let namespaces = crate::netns::list_with_prefix(&run.prefix());
     let shown: Vec<&str> = namespaces.iter().take(6).map(String::as_str).collect();
     let more = namespaces.len().saturating_sub(shown.len());
-    eprintln!(
-        "dplab: up in {:.0} ms; namespaces: {}{}",
+    log::info!(
+        "up in {:.0} ms; namespaces: {}{}",
         lab.setup_ms,
         shown.join(" "),
         if more > 0 {
@@ -73,8 +71,8 @@ pub async fn up(
             String::new()
         }
     );
-    eprintln!(
-        "dplab: try `ip netns exec {} ping {}`",
+    log::info!(
+        "try `ip netns exec {} ping {}`",
         run.netns(&plan.pods[plan.pods.len() - 1].name),
         plan.pods[0].address
     );
@@ -141,7 +139,7 @@ pub fn down(run: Option<&str>, all: bool) -> Result<u8, Failure> {
     let mut status = EXIT_OK;
     for id in runs {
         if ledger::is_owned_by_live_process(&id) {
-            eprintln!("dplab: run {id} belongs to a running dplab process; not touching it");
+            log::warn!("run {id} belongs to a running dplab process; not touching it");
             status = EXIT_ERROR;
             continue;
         }
@@ -178,5 +176,5 @@ pub fn print_report(what: &str, report: &TeardownReport) {
     for e in &report.errors {
         println!("{what}: FAILED {e}");
     }
-    eprintln!("dplab: {what} took {:.0} ms", report.elapsed_ms);
+    log::info!("{what} took {:.0} ms", report.elapsed_ms);
 }

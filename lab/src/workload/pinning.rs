@@ -192,6 +192,9 @@ mod tests {
         pin_command(&mut cmd, cpu).unwrap();
         let out = cmd.output().unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
-        assert_eq!(text.split_whitespace().last(), Some(cpu.to_string().as_str()));
+        assert_eq!(
+            text.split_whitespace().last(),
+            Some(cpu.to_string().as_str())
+        );
     }
 }
