@@ -2,6 +2,7 @@
 //! measures workloads between them, reports, and tears everything down.
 
 pub mod cli;
+pub mod cli_values;
 pub mod command;
 pub mod commands;
 pub mod datapath;
@@ -20,5 +21,6 @@ pub mod runner;
 pub mod service;
 pub mod signals;
 pub mod teardown;
+pub mod terminal;
 pub mod topology;
 pub mod workload;

@@ -74,6 +74,9 @@ pub struct Settings {
     /// Link shaping (multi-node underlay), if any, e.g. "tbf 1gbit".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shaping: Option<String>,
+    /// `--cpus`: the CPU the client and the server were pinned to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<crate::workload::pinning::CpuPinning>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]

@@ -48,11 +48,16 @@ pub struct RunOptions {
     pub duration: Duration,
     pub repetitions: u32,
     pub tool: Tool,
+    /// `--cpus`: where the client and server run.
+    pub cpus: crate::workload::pinning::CpuPinning,
 }
 
 impl RunOptions {
     pub fn params(&self) -> Params {
-        params_for(self.duration)
+        Params {
+            cpus: self.cpus,
+            ..params_for(self.duration)
+        }
     }
 
     /// The proxies measured on `datapath`.
@@ -336,6 +341,7 @@ pub fn results(
                 .as_ref()
                 .and_then(|u| u.rate.as_ref())
                 .map(|r| format!("tc tbf rate {r} on every node's underlay link")),
+            cpus: opts.cpus.is_set().then_some(opts.cpus),
         },
         cells,
         benchmarks: bench,
