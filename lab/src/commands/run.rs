@@ -85,6 +85,9 @@ pub async fn run(topology: &Path, flags: RunFlags) -> Result<u8, Failure> {
         let status = match cell.status {
             CellStatus::Ok => "ok".to_string(),
             CellStatus::Skipped => format!("skipped: {}", cell.reason.clone().unwrap_or_default()),
+            CellStatus::Unreachable => {
+                format!("unreachable: {}", cell.reason.clone().unwrap_or_default())
+            }
             CellStatus::Failed => format!("failed: {}", cell.reason.clone().unwrap_or_default()),
         };
         let overlay = cell
