@@ -8,7 +8,7 @@ use super::{Cell, CellStatus, Metric, Results};
 
 pub use multi_node::{multi_node_rows, overlays_in_order, path_label, PathKey, MULTI_NODE_COLUMNS};
 pub use single_node::{
-    proxies_in_order, several_proxies_per_datapath, single_node_table, ServiceColumn,
+    proxies_in_order, several_proxies_per_datapath, single_node_table, target_title, ServiceColumn,
     SingleNodeRow, SingleNodeTable, SERVICE_TARGETS,
 };
 

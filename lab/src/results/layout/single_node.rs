@@ -9,6 +9,14 @@ use crate::results::{Cell, Results};
 pub const SERVICE_TARGETS: &[(&str, &str)] =
     &[("cluster-ip", "cluster IP"), ("node-port", "node port")];
 
+/// How a service target reads in titles: `cluster IP`, `node port`.
+pub fn target_title(target: &str) -> &str {
+    SERVICE_TARGETS
+        .iter()
+        .find(|(t, _)| *t == target)
+        .map_or(target, |(_, title)| *title)
+}
+
 /// A service column: one target reached through one proxy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceColumn {
@@ -19,11 +27,7 @@ pub struct ServiceColumn {
 impl ServiceColumn {
     /// `cluster IP` or `node port`.
     pub fn target_title(&self) -> &str {
-        SERVICE_TARGETS
-            .iter()
-            .find(|(t, _)| *t == self.target)
-            .map(|(_, title)| *title)
-            .unwrap_or(&self.target)
+        target_title(&self.target)
     }
 
     /// `cluster IP (iptables)`; the target alone when no proxy is named.

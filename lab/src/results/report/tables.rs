@@ -12,11 +12,11 @@ use super::notes::Notes;
 use super::INTERVAL_LEGEND;
 use crate::results::format::{escape, format_ratio};
 use crate::results::layout::{
-    ok_metric, several_proxies_per_datapath, single_node_table, SingleNodeTable, SERVICE_TARGETS,
+    ok_metric, several_proxies_per_datapath, single_node_table, target_title, SingleNodeTable,
 };
 use crate::results::Results;
 
-/// What one table renders from: the run, its notes, and the cells placed.
+/// What the tables of one headline render from.
 struct Ctx<'a> {
     r: &'a Results,
     notes: &'a Notes,
@@ -31,7 +31,8 @@ impl Ctx<'_> {
         }
     }
 
-    /// `0.96`, `0.96 ≈`, or `–` when either side has no value.
+    /// Service over pod IP: `0.96`, `0.96 ≈` within noise, `n/a` when pod
+    /// IP's median is 0; `None` when either has no value.
     fn ratio(&self, pod: Option<usize>, service: Option<usize>) -> Option<String> {
         let p = ok_metric(self.r, pod, self.h.metric)?;
         let s = ok_metric(self.r, service, self.h.metric)?;
@@ -103,15 +104,9 @@ pub(super) fn single_node_tables(
 /// only `| datapath | pod IP |`.
 fn one_table(out: &mut String, ctx: &Ctx, table: &SingleNodeTable, used: &mut Vec<usize>) {
     let targets = table.targets();
-    let title = |t: &'static str| {
-        SERVICE_TARGETS
-            .iter()
-            .find(|(name, _)| *name == t)
-            .map_or(t, |(_, title)| *title)
-    };
     let mut head = String::from("\n| datapath | pod IP |");
     for t in &targets {
-        let _ = write!(head, " {} |", title(t));
+        let _ = write!(head, " {} |", target_title(t));
     }
     // Without any service cell a proxy column would say nothing.
     if !targets.is_empty() {
@@ -122,7 +117,7 @@ fn one_table(out: &mut String, ctx: &Ctx, table: &SingleNodeTable, used: &mut Ve
         let short = if *t == "cluster-ip" {
             "cluster"
         } else {
-            title(t)
+            target_title(t)
         };
         let _ = write!(head, " {short}/pod |");
     }
@@ -174,8 +169,11 @@ fn per_proxy_tables(out: &mut String, ctx: &Ctx, table: &SingleNodeTable, used: 
             for &c in &columns {
                 let cell = row.services[c];
                 let mut text = ctx.slot(cell);
-                if let Some(ratio) = ctx.ratio(row.pod, cell) {
-                    let _ = write!(text, " ×{ratio}");
+                match ctx.ratio(row.pod, cell) {
+                    Some(ratio) if ratio != "n/a" => {
+                        let _ = write!(text, " ×{ratio}");
+                    }
+                    _ => {}
                 }
                 let _ = write!(out, " {text} |");
             }
