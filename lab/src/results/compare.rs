@@ -305,9 +305,10 @@ mod tests {
 
     #[test]
     fn repeated_keys_are_matched_in_order() {
-        // Two proxies for one cluster IP share a key: matched first to first.
-        let a = run(vec![cell("iptables", 10.0), cell("ebpf", 20.0)]);
-        let b = run(vec![cell("iptables", 11.0), cell("ebpf", 20.0)]);
+        // The same cell twice in a run (say, a second client with the same
+        // name): matched first to first, second to second.
+        let a = run(vec![cell("iptables", 10.0), cell("iptables", 20.0)]);
+        let b = run(vec![cell("iptables", 11.0), cell("iptables", 20.0)]);
         let c = compare(&a, &b);
         assert_eq!(c.metrics.len(), 2);
         assert_eq!(c.metrics[0].ratio, Some(1.1));
@@ -315,6 +316,19 @@ mod tests {
         assert!(c.metrics[1].cell.ends_with("#2"));
         assert_eq!(c.metrics[1].ratio, Some(1.0));
         assert!(!c.metrics[1].significant);
+    }
+
+    #[test]
+    fn proxies_are_part_of_the_key() {
+        let a = run(vec![cell("iptables", 10.0), cell("ebpf", 20.0)]);
+        let b = run(vec![cell("ebpf", 20.0), cell("iptables", 12.0)]);
+        let c = compare(&a, &b);
+        assert_eq!(
+            c.metrics[0].cell,
+            "veth-routed+iptables/cluster-ip/tcp-stream/pod-b->service:web"
+        );
+        assert_eq!(c.metrics[0].ratio, Some(1.2));
+        assert_eq!(c.metrics[1].ratio, Some(1.0));
     }
 
     #[test]

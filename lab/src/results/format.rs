@@ -108,6 +108,7 @@ pub fn status_word(status: CellStatus) -> &'static str {
     match status {
         CellStatus::Ok => "ok",
         CellStatus::Skipped => "skipped",
+        CellStatus::Unreachable => "unreachable",
         CellStatus::Failed => "failed",
         CellStatus::Unreachable => "unreachable",
     }

@@ -84,7 +84,8 @@ pub struct Settings {
 pub enum CellStatus {
     Ok,
     Skipped,
-    /// Predicted not to carry this traffic, tried, and failed as predicted.
+    /// Predicted not to carry this traffic (e.g. bridge-nf-off with a NAT
+    /// proxy), tried, and failed as predicted; `reason` explains.
     Unreachable,
     Failed,
 }
@@ -94,7 +95,9 @@ pub enum CellStatus {
 pub struct Cell {
     pub datapath: String,
     pub target: String,
-    /// The service proxy of cluster-ip and node-port cells, null otherwise.
+    /// How a service address becomes a backend (`iptables`, `nftables`,
+    /// `ipvs`, `ebpf`, `socket-lb`) on cluster-ip and node-port cells;
+    /// null on pod-ip and node-ip cells.
     pub service_proxy: Option<String>,
     pub workload: String,
     pub tool: String,
@@ -115,11 +118,17 @@ pub struct Cell {
 }
 
 impl Cell {
-    /// A stable key that names the cell across runs (for `compare`).
+    /// A stable key that names the cell across runs (for `compare`):
+    /// `[overlay/]datapath[+proxy]/target/workload/client->server`. Cells
+    /// without a proxy keep the key they had before proxies were an axis.
     pub fn key(&self) -> String {
+        let datapath = match &self.service_proxy {
+            Some(p) => format!("{}+{p}", self.datapath),
+            None => self.datapath.clone(),
+        };
         let mut key = format!(
-            "{}/{}/{}/{}->{}",
-            self.datapath, self.target, self.workload, self.client, self.server
+            "{datapath}/{}/{}/{}->{}",
+            self.target, self.workload, self.client, self.server
         );
         if let Some(o) = &self.overlay {
             key = format!("{o}/{key}");

@@ -1,17 +1,17 @@
 //! Grouped horizontal bar charts: a median bar per series with the 95%
-//! interval of the median as a whisker.
+//! interval of the median as a whisker. A group holds only the bars its
+//! builder gives it, so groups may differ in height.
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::HPos;
 
 use super::canvas::{
-    axes, draw_svg, frame, label_width, legend, ok_value, text_style, DrawResult, Marker, BAR_PX,
-    CLUSTER_COLOUR, GROUP_GAP_PX, MUTED, POD_COLOUR,
+    axes, draw_svg, frame, label_width, legend, legend_positions, ok_value, text_style, top_height,
+    DrawResult, Marker, Swatch, AXIS_HEIGHT, BAR_PX, GROUP_GAP_PX, MUTED,
 };
-use super::Chart;
-use super::ChartError;
-use crate::results::format::{format_number, interval};
+use super::{Chart, ChartError};
+use crate::results::format::{format_number, interval, status_word};
 use crate::results::{Cell, CellStatus, Results};
 
 /// One bar: which series it belongs to and the cell it shows, if any.
@@ -20,10 +20,17 @@ pub(super) struct Bar<'a> {
     pub(super) cell: Option<&'a Cell>,
 }
 
-/// Bars drawn side by side under one label.
+/// Bars drawn one under the other next to one label.
 pub(super) struct BarGroup<'a> {
     pub(super) name: String,
     pub(super) bars: Vec<Bar<'a>>,
+}
+
+impl BarGroup<'_> {
+    /// Plot units (pixels) the group takes, its gap included.
+    fn height(&self) -> f64 {
+        f64::from(self.bars.len() as u32 * BAR_PX + GROUP_GAP_PX)
+    }
 }
 
 /// What a bar chart shows.
@@ -31,27 +38,29 @@ pub(super) struct BarChart<'a> {
     pub(super) title: String,
     pub(super) metric: &'static str,
     pub(super) axis: &'static str,
-    pub(super) series: Vec<(String, RGBColor)>,
+    pub(super) series: Vec<Swatch>,
     pub(super) groups: Vec<BarGroup<'a>>,
 }
-
-/// Colours of the series, in order (matplotlib's tab10, colour-blind safe
-/// for the first two).
-pub(super) const PALETTE: [RGBColor; 4] = [
-    POD_COLOUR,
-    CLUSTER_COLOUR,
-    RGBColor(0x2c, 0xa0, 0x2c),
-    RGBColor(0x94, 0x67, 0xbd),
-];
 
 pub(super) fn render_bars(
     results: &Results,
     spec: BarChart,
     file_name: String,
 ) -> Result<Chart, ChartError> {
-    let per_group = spec.series.len().max(1);
-    let svg = draw_svg(&spec.title, spec.groups.len(), per_group, |root| {
-        draw_bars(root, results, &spec)
+    let left = label_width(spec.groups.iter().map(|g| g.name.chars().count()));
+    let positions = legend_positions(left as i32, &spec.series);
+    let top = top_height(&positions);
+    let plot: f64 = spec.groups.iter().map(BarGroup::height).sum();
+    let height = top + plot as u32 + AXIS_HEIGHT;
+    let svg = draw_svg(&spec.title, height, |root| {
+        frame(
+            root,
+            results,
+            &spec.title,
+            "bar: median, whisker: 95% interval of the median",
+        )?;
+        legend(root, &positions, Marker::Square, &spec.series)?;
+        draw_bars(root, &spec, top, left)
     })?;
     Ok(Chart {
         title: spec.title,
@@ -60,20 +69,12 @@ pub(super) fn render_bars(
     })
 }
 
-pub(super) fn draw_bars(
+fn draw_bars(
     root: &DrawingArea<SVGBackend, Shift>,
-    results: &Results,
     spec: &BarChart,
+    top: u32,
+    left: u32,
 ) -> DrawResult {
-    frame(
-        root,
-        results,
-        &spec.title,
-        "bar: median, whisker: 95% interval of the median",
-    )?;
-    let left = label_width(spec.groups.iter().map(|g| g.name.chars().count()));
-    legend(root, left as i32, Marker::Square, &spec.series)?;
-
     let value = |cell| ok_value(cell, spec.metric);
     let x_max = spec
         .groups
@@ -83,51 +84,47 @@ pub(super) fn draw_bars(
         .fold(0.0_f64, f64::max);
     // Room right of the longest bar for its value label.
     let x_max = if x_max > 0.0 { x_max * 1.15 } else { 1.0 };
-    let n = spec.groups.len();
-    let chart = axes(root, left, x_max, n, spec.axis)?;
+    let y_max: f64 = spec.groups.iter().map(BarGroup::height).sum();
+    let chart = axes(root, top, left, (x_max, y_max), spec.axis)?;
 
-    // Group g occupies y in [n - g - 1, n - g]; its bars stack downwards.
-    let per_group = spec.series.len().max(1) as u32;
-    let unit = f64::from(per_group * BAR_PX + GROUP_GAP_PX);
-    let bar = f64::from(BAR_PX) / unit;
-    let gap = f64::from(GROUP_GAP_PX) / unit;
-    for (g, group) in spec.groups.iter().enumerate() {
-        let group_top = (n - g) as f64;
-        let (px, py) = chart.backend_coord(&(0.0, group_top - 0.5));
+    // y runs upwards in pixels; groups go top down, their bars too.
+    let bar = f64::from(BAR_PX);
+    let gap = f64::from(GROUP_GAP_PX);
+    let mut group_top = y_max;
+    for group in &spec.groups {
+        let (px, py) = chart.backend_coord(&(0.0, group_top - group.height() / 2.0));
         root.draw(&Text::new(
             group.name.clone(),
             (px - 10, py),
             text_style(15, BLACK, HPos::Right),
         ))?;
-        for b in &group.bars {
-            let y1 = group_top - gap / 2.0 - b.series as f64 * bar;
+        for (k, b) in group.bars.iter().enumerate() {
+            let y1 = group_top - gap / 2.0 - k as f64 * bar;
             let y0 = y1 - bar * 0.9;
             let mid = (y0 + y1) / 2.0;
-            let (series, colour) = &spec.series[b.series];
+            let swatch = &spec.series[b.series];
             let Some(m) = b.cell.and_then(value) else {
                 let word = match b.cell.map(|c| c.status) {
                     None => "not measured",
-                    Some(CellStatus::Skipped) => "skipped",
-                    Some(CellStatus::Failed) => "failed",
-                    Some(CellStatus::Unreachable) => "unreachable",
                     Some(CellStatus::Ok) => "no value",
+                    Some(other) => status_word(other),
                 };
                 let (x, y) = chart.backend_coord(&(0.0, mid));
                 root.draw(&Text::new(
-                    format!("{series}: {word}"),
+                    format!("{}: {word}", swatch.name),
                     (x + 6, y),
                     text_style(13, MUTED, HPos::Left),
                 ))?;
                 continue;
             };
             let (low, high) = interval(m);
-            root.draw(&Rectangle::new(
+            swatch.paint(
+                root,
                 [
                     chart.backend_coord(&(0.0, y0)),
                     chart.backend_coord(&(m.median, y1)),
                 ],
-                colour.filled(),
-            ))?;
+            )?;
             let whisker = BLACK.stroke_width(1);
             let (lx, my) = chart.backend_coord(&(low, mid));
             let (hx, _) = chart.backend_coord(&(high, mid));
@@ -144,6 +141,7 @@ pub(super) fn draw_bars(
                 text_style(13, BLACK, HPos::Left),
             ))?;
         }
+        group_top -= group.height();
     }
     Ok(())
 }

@@ -15,11 +15,6 @@ pub(super) const TITLE_HEIGHT: u32 = 70;
 pub(super) const AXIS_HEIGHT: u32 = 70;
 pub(super) const FONT: &str = "sans-serif";
 
-pub(super) const POD_COLOUR: RGBColor = RGBColor(0x1f, 0x77, 0xb4);
-pub(super) const CLUSTER_COLOUR: RGBColor = RGBColor(0xff, 0x7f, 0x0e);
-pub(super) const P50_COLOUR: RGBColor = RGBColor(0x1f, 0x77, 0xb4);
-pub(super) const P90_COLOUR: RGBColor = RGBColor(0xff, 0x7f, 0x0e);
-pub(super) const P99_COLOUR: RGBColor = RGBColor(0xd6, 0x27, 0x28);
 pub(super) const MUTED: RGBColor = RGBColor(0x70, 0x70, 0x70);
 
 pub(super) type DrawError = Box<dyn std::error::Error + Send + Sync>;
@@ -30,17 +25,16 @@ pub(super) type Axes<'a, 'b> =
 /// Pixels of height per bar and per gap between groups.
 pub(super) const BAR_PX: u32 = 18;
 pub(super) const GROUP_GAP_PX: u32 = 16;
+/// Pixels between two rows of legend entries.
+const LEGEND_ROW_PX: u32 = 22;
 
-/// Renders into an SVG string with a height that fits `groups` groups of
-/// `per_group` bars; `draw` paints on the root area.
+/// Renders into an SVG string `height` pixels high; `draw` paints on the
+/// root area.
 pub(super) fn draw_svg(
     chart: &str,
-    groups: usize,
-    per_group: usize,
+    height: u32,
     draw: impl FnOnce(&DrawingArea<SVGBackend, Shift>) -> DrawResult,
 ) -> Result<String, ChartError> {
-    let plot_height = groups as u32 * (per_group as u32 * BAR_PX + GROUP_GAP_PX);
-    let height = TITLE_HEIGHT + plot_height + AXIS_HEIGHT;
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, height)).into_drawing_area();
@@ -116,46 +110,102 @@ pub(super) enum Marker {
     Dot,
 }
 
-/// Legend entries in a row under the title: marker and name.
+/// A series as the legend and the bars show it: a colour, filled, or
+/// light with a border of the colour (`hollow`).
+#[derive(Debug, Clone)]
+pub(super) struct Swatch {
+    pub name: String,
+    pub colour: RGBColor,
+    pub hollow: bool,
+}
+
+impl Swatch {
+    pub fn filled(name: impl Into<String>, colour: RGBColor) -> Swatch {
+        Swatch {
+            name: name.into(),
+            colour,
+            hollow: false,
+        }
+    }
+
+    /// Paints a box in this swatch's style between two corners.
+    pub fn paint(
+        &self,
+        root: &DrawingArea<SVGBackend, Shift>,
+        corners: [(i32, i32); 2],
+    ) -> DrawResult {
+        if !self.hollow {
+            return Ok(root.draw(&Rectangle::new(corners, self.colour.filled()))?);
+        }
+        // 35% of the colour on white: light, yet the same hue as its border.
+        let mix = |c: u8| (f64::from(c) * 0.35 + 255.0 * 0.65).round() as u8;
+        let RGBColor(r, g, b) = self.colour;
+        root.draw(&Rectangle::new(
+            corners,
+            RGBColor(mix(r), mix(g), mix(b)).filled(),
+        ))?;
+        root.draw(&Rectangle::new(corners, self.colour.stroke_width(2)))?;
+        Ok(())
+    }
+}
+
+/// Where each legend entry goes, left to right from `x` under the title,
+/// wrapping to a new row before the right edge.
+pub(super) fn legend_positions(x: i32, entries: &[Swatch]) -> Vec<(i32, i32)> {
+    let (mut at, mut y) = (x, 50);
+    let mut positions = Vec::new();
+    for e in entries {
+        let width = 18 + 8 * e.name.chars().count() as i32;
+        if at > x && at + width > WIDTH as i32 - 10 {
+            at = x;
+            y += LEGEND_ROW_PX as i32;
+        }
+        positions.push((at, y));
+        at += width + 24;
+    }
+    positions
+}
+
+/// Pixels above the plot: the title and every row of the legend.
+pub(super) fn top_height(legend: &[(i32, i32)]) -> u32 {
+    let last = legend.iter().map(|p| p.1).max().unwrap_or(50);
+    TITLE_HEIGHT + (last - 50) as u32
+}
+
+/// The legend entries at their positions: marker and name.
 pub(super) fn legend(
     root: &DrawingArea<SVGBackend, Shift>,
-    x: i32,
+    positions: &[(i32, i32)],
     marker: Marker,
-    entries: &[(String, RGBColor)],
+    entries: &[Swatch],
 ) -> DrawResult {
-    let y = 50;
-    let mut at = x;
-    for (name, colour) in entries {
+    for (e, &(at, y)) in entries.iter().zip(positions) {
         match marker {
-            Marker::Square => root.draw(&Rectangle::new(
-                [(at, y - 6), (at + 12, y + 6)],
-                colour.filled(),
-            ))?,
-            Marker::Dot => root.draw(&Circle::new((at + 6, y), 6, colour.filled()))?,
+            Marker::Square => e.paint(root, [(at, y - 6), (at + 12, y + 6)])?,
+            Marker::Dot => root.draw(&Circle::new((at + 6, y), 6, e.colour.filled()))?,
         }
         root.draw(&Text::new(
-            name.clone(),
+            e.name.clone(),
             (at + 18, y),
             text_style(14, BLACK, HPos::Left),
         ))?;
-        at += 18 + 9 * name.chars().count() as i32 + 24;
     }
     Ok(())
 }
 
-/// Axes with the x scale from 0 to `x_max`, one y unit per row.
+/// Axes below `top` pixels, x from 0 to `x_max`, y from 0 to `y_max`.
 pub(super) fn axes<'a, 'b>(
     root: &'a DrawingArea<SVGBackend<'b>, Shift>,
+    top: u32,
     left: u32,
-    x_max: f64,
-    rows: usize,
+    (x_max, y_max): (f64, f64),
     axis: &str,
 ) -> Result<Axes<'a, 'b>, DrawError> {
-    let plot = root.margin(TITLE_HEIGHT, AXIS_HEIGHT - 45, 0, 30);
+    let plot = root.margin(top, AXIS_HEIGHT - 45, 0, 30);
     let mut chart = ChartBuilder::on(&plot)
         .x_label_area_size(45)
         .y_label_area_size(left)
-        .build_cartesian_2d(0.0..x_max, 0.0..rows as f64)?;
+        .build_cartesian_2d(0.0..x_max, 0.0..y_max)?;
     chart
         .configure_mesh()
         .disable_y_mesh()

@@ -5,11 +5,12 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::HPos;
 
 use super::canvas::{
-    axes, draw_svg, frame, label_width, legend, ok_value, text_style, DrawResult, Marker, MUTED,
-    P50_COLOUR, P90_COLOUR, P99_COLOUR,
+    axes, draw_svg, frame, label_width, legend, legend_positions, ok_value, text_style, top_height,
+    DrawResult, Marker, Swatch, AXIS_HEIGHT, BAR_PX, GROUP_GAP_PX, MUTED, TITLE_HEIGHT,
 };
+use super::palette::{P50_COLOUR, P90_COLOUR, P99_COLOUR};
 use super::{Chart, ChartError};
-use crate::results::format::format_number;
+use crate::results::format::{format_number, status_word};
 use crate::results::{Cell, CellStatus, Results};
 
 /// A row of the latency chart: a cell and how to name it.
@@ -28,11 +29,17 @@ fn latency_row_name(cell: &Cell) -> String {
     let target = match cell.target.as_str() {
         "pod-ip" => "pod IP",
         "cluster-ip" => "cluster IP",
+        "node-port" => "node port",
         "node-ip" => "node IP",
         other => other,
     };
+    let proxy = cell
+        .service_proxy
+        .as_deref()
+        .map(|p| format!(" ({p})"))
+        .unwrap_or_default();
     match &cell.overlay {
-        None => format!("{} · {target}", cell.datapath),
+        None => format!("{} · {target}{proxy}", cell.datapath),
         Some(o) => format!("{o} · {} > {}", cell.client, cell.server),
     }
 }
@@ -56,7 +63,9 @@ pub fn latency_percentiles(results: &Results, workload: &str) -> Result<Option<C
     }
     let title = format!("{workload} latency percentiles per cell");
     let file_name = format!("{workload}-latency.svg");
-    let svg = draw_svg(&title, rows.len(), 1, |root| {
+    // One bar's height per row, as the bar charts, and the legend in one row.
+    let height = TITLE_HEIGHT + rows.len() as u32 * (BAR_PX + GROUP_GAP_PX) + AXIS_HEIGHT;
+    let svg = draw_svg(&title, height, |root| {
         draw_percentiles(root, results, &title, &rows)
     })?;
     Ok(Some(Chart {
@@ -74,11 +83,12 @@ fn draw_percentiles(
 ) -> DrawResult {
     frame(root, results, title, "dots: medians over the repetitions")?;
     let left = label_width(rows.iter().map(|r| r.name.chars().count()));
-    let legend_entries: Vec<(String, RGBColor)> = PERCENTILES
+    let legend_entries: Vec<Swatch> = PERCENTILES
         .iter()
-        .map(|(_, n, c)| (n.to_string(), *c))
+        .map(|(_, n, c)| Swatch::filled(*n, *c))
         .collect();
-    legend(root, left as i32, Marker::Dot, &legend_entries)?;
+    let positions = legend_positions(left as i32, &legend_entries);
+    legend(root, &positions, Marker::Dot, &legend_entries)?;
 
     let value = |cell, metric| ok_value(cell, metric).map(|m| m.median);
     let x_max = rows
@@ -89,7 +99,8 @@ fn draw_percentiles(
     let x_max = if x_max > 0.0 { x_max * 1.45 } else { 1.0 };
 
     let n = rows.len() as f64;
-    let mut chart = axes(root, left, x_max, rows.len(), "latency (µs)")?;
+    let top = top_height(&positions);
+    let mut chart = axes(root, top, left, (x_max, n), "latency (µs)")?;
 
     for (i, row) in rows.iter().enumerate() {
         let y = n - i as f64 - 0.5;
@@ -105,10 +116,8 @@ fn draw_percentiles(
             .collect();
         if points.is_empty() {
             let word = match row.cell.status {
-                CellStatus::Skipped => "skipped",
-                CellStatus::Failed => "failed",
-                CellStatus::Unreachable => "unreachable",
                 CellStatus::Ok => "no latency values",
+                other => status_word(other),
             };
             chart.draw_series(std::iter::once(
                 EmptyElement::at((0.0, y))

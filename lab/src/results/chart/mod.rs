@@ -5,6 +5,7 @@
 mod bars;
 mod canvas;
 mod latency;
+mod palette;
 mod throughput;
 
 use super::Results;

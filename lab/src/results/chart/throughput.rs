@@ -1,46 +1,53 @@
 //! Throughput bar charts: single-node pod IP against cluster IP per
 //! datapath, and multi-node bandwidth per path and overlay.
 
-use super::bars::{render_bars, Bar, BarChart, BarGroup, PALETTE};
-use super::canvas::{CLUSTER_COLOUR, POD_COLOUR};
+use super::bars::{render_bars, Bar, BarChart, BarGroup};
+use super::canvas::Swatch;
+use super::palette::{proxy_colours, PALETTE, POD_COLOUR};
 use super::{Chart, ChartError};
-use crate::results::layout::single_node_rows;
+use crate::results::layout::{proxies_in_order, single_node_table};
 use crate::results::{Cell, Results};
 
-/// Grouped horizontal bars: per datapath, pod IP and cluster IP throughput
-/// with the 95% interval of the median as an error bar. Single-node cells
-/// only; `None` when the run has no such cell for `workload`.
+/// Grouped horizontal bars: per datapath, a pod IP bar and one bar per
+/// service target and proxy it was measured with, each with the 95%
+/// interval of the median as a whisker. Colour names the proxy; a node
+/// port bar is light with a border of its proxy's colour, a cluster IP bar
+/// filled. Single-node cells only; `None` when the run has no such cell
+/// for `workload`.
 pub fn throughput_bars(results: &Results, workload: &str) -> Result<Option<Chart>, ChartError> {
-    let rows = single_node_rows(results, workload);
-    if rows.is_empty() {
+    let Some(table) = single_node_table(results, workload) else {
         return Ok(None);
-    }
-    // One group per datapath; a second service proxy gets its own group.
-    let groups = rows
+    };
+    let proxies = proxies_in_order(results);
+    let colours = proxy_colours(&proxies);
+    let mut series = vec![Swatch::filled("pod IP", POD_COLOUR)];
+    series.extend(table.columns.iter().map(|col| {
+        let at = proxies.iter().position(|p| *p == col.proxy).unwrap_or(0);
+        Swatch {
+            name: col.title(),
+            colour: colours[at],
+            hollow: col.target != "cluster-ip",
+        }
+    }));
+    let cell = |i: usize| Some(&results.cells[i]);
+    let groups = table
+        .rows
         .iter()
-        .enumerate()
-        .map(|(n, row)| {
-            let shares_datapath = rows
-                .iter()
-                .enumerate()
-                .any(|(m, other)| m != n && other.datapath == row.datapath);
-            let name = match (&row.service_proxy, shares_datapath) {
-                (Some(p), true) => format!("{} ({p})", row.datapath),
-                _ => row.datapath.clone(),
-            };
-            let cell = |i: Option<usize>| i.map(|i| &results.cells[i]);
+        .map(|row| {
+            let mut bars = vec![Bar {
+                series: 0,
+                cell: row.pod.and_then(cell),
+            }];
+            // Only the services this datapath was measured with.
+            bars.extend(row.services.iter().enumerate().filter_map(|(c, i)| {
+                Some(Bar {
+                    series: 1 + c,
+                    cell: cell((*i)?),
+                })
+            }));
             BarGroup {
-                name,
-                bars: vec![
-                    Bar {
-                        series: 0,
-                        cell: cell(row.pod),
-                    },
-                    Bar {
-                        series: 1,
-                        cell: cell(row.cluster),
-                    },
-                ],
+                name: row.datapath.clone(),
+                bars,
             }
         })
         .collect();
@@ -48,10 +55,7 @@ pub fn throughput_bars(results: &Results, workload: &str) -> Result<Option<Chart
         title: format!("{workload} throughput per datapath"),
         metric: "throughput_gbps",
         axis: "throughput (Gbit/s)",
-        series: vec![
-            ("pod IP".to_string(), POD_COLOUR),
-            ("cluster IP".to_string(), CLUSTER_COLOUR),
-        ],
+        series,
         groups,
     };
     render_bars(results, spec, format!("{workload}-throughput.svg")).map(Some)
@@ -120,7 +124,7 @@ pub fn overlay_bandwidth(results: &Results) -> Result<Option<Chart>, ChartError>
         series: overlays
             .iter()
             .enumerate()
-            .map(|(n, o)| (o.to_string(), PALETTE[n % PALETTE.len()]))
+            .map(|(n, o)| Swatch::filled(*o, PALETTE[n % PALETTE.len()]))
             .collect(),
         groups,
     };

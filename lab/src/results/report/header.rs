@@ -46,9 +46,14 @@ pub(super) fn header(out: &mut String, r: &Results) {
 
 pub(super) fn summary_counts(out: &mut String, r: &Results) {
     let count = |s: CellStatus| r.cells.iter().filter(|c| c.status == s).count();
+    // Unreachable is named only when there is some: older runs cannot have it.
+    let unreachable = match count(CellStatus::Unreachable) {
+        0 => String::new(),
+        n => format!(", {n} unreachable"),
+    };
     let _ = writeln!(
         out,
-        "\n{} cells: {} ok, {} skipped, {} failed.",
+        "\n{} cells: {} ok, {} skipped{unreachable}, {} failed.",
         r.cells.len(),
         count(CellStatus::Ok),
         count(CellStatus::Skipped),

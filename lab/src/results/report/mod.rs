@@ -17,7 +17,7 @@ use super::{chart, Results};
 pub use super::format::{
     format_metric, format_number, interval, median_ratio, shell_quote, with_interval,
 };
-pub use super::layout::{multi_node_rows, single_node_rows, PathKey, SingleNodeRow};
+pub use super::layout::{multi_node_rows, single_node_table, PathKey, SingleNodeTable};
 pub use headline::{Headline, HEADLINES};
 pub use multinode::{overlay_ratios, OverlayRatio};
 

@@ -68,7 +68,12 @@ fn reason_of(cell: &Cell) -> &str {
 }
 
 pub(super) fn skipped_and_failed(out: &mut String, r: &Results, notes: &Notes) {
-    out.push_str("\n## Skipped and failed\n\n");
+    // Unreachable is named only when there is some: older runs cannot have it.
+    if r.cells.iter().any(|c| c.status == CellStatus::Unreachable) {
+        out.push_str("\n## Skipped, unreachable and failed\n\n");
+    } else {
+        out.push_str("\n## Skipped and failed\n\n");
+    }
     if notes.notes.is_empty() {
         out.push_str("None: every cell ran.\n");
         return;
