@@ -43,6 +43,11 @@ impl<'a> ToolProcess<'a> {
     ) -> Result<Self, WorkloadError> {
         let program = tool.program().expect("external tools have a program");
         let mut cmd = netns::command_in(ns, program)?;
+        // In a lab with cgroups (socket-lb) the program runs in the pod's
+        // cgroup too, so its sockets go through the lab's hooks.
+        if let Some(dir) = crate::cgroup::of_netns(ns) {
+            crate::cgroup::join::join_on_exec(&mut cmd, &dir)?;
+        }
         cmd.args(args)
             .stdin(Stdio::null())
             .stdout(if capture_stdout {

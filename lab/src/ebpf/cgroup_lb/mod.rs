@@ -229,8 +229,7 @@ impl CgroupLb {
         pins::create_dir(&dir)?;
         for program in SockProgram::ALL {
             let prog = sock_addr_mut(&mut self.object, program)?;
-            self.links
-                .push(links::attach(prog, program, cgroup, &dir)?);
+            self.links.push(links::attach(prog, program, cgroup, &dir)?);
         }
         Ok(())
     }
