@@ -60,6 +60,17 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run a program inside a pod of a running lab: in its network namespace
+    /// and, when the lab has one (socket-lb), its cgroup; stdio inherited,
+    /// exit status passed through (128 + signal when a signal ended it)
+    Exec {
+        run: String,
+        /// A pod (or node) of the lab
+        pod: String,
+        /// The program and its arguments, after `--`
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
     /// Tear a running lab down
     Down {
         run: Option<String>,
