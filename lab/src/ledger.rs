@@ -44,6 +44,9 @@ pub enum Entry {
     Detached,
     /// A folder of eBPF pins in bpffs.
     BpfPins { path: PathBuf },
+    /// A cgroup v2 folder of the lab (its own or a pod's), removed once the
+    /// processes in it have ended.
+    Cgroup { path: PathBuf },
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -1,6 +1,7 @@
 //! dplab: builds pod network namespaces wired by a chosen Linux datapath,
 //! measures workloads between them, reports, and tears everything down.
 
+pub mod cgroup;
 pub mod cli;
 pub mod cli_values;
 pub mod command;

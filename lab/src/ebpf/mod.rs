@@ -10,6 +10,7 @@
 //!   inside its namespace; DNAT on the way out, reverse NAT on the way in.
 
 mod attach;
+pub mod cgroup_lb;
 mod counters;
 mod iface;
 mod lb;

@@ -6,6 +6,7 @@
 pub mod compat;
 pub mod ebpf;
 pub mod iptables;
+pub mod socket_lb;
 
 pub use compat::{pairing, Pairing};
 
@@ -83,13 +84,18 @@ pub trait ServiceProxy: Send {
 
 /// The translation counters of every proxy; a lab reads only its own
 /// proxy's, plus those that prove the absence of another path.
-pub const TRANSLATION_COUNTERS: &[&str] = &[iptables::DNAT_PACKETS, ebpf::SERVICE_HITS];
+pub const TRANSLATION_COUNTERS: &[&str] = &[
+    iptables::DNAT_PACKETS,
+    ebpf::SERVICE_HITS,
+    socket_lb::REWRITES,
+];
 
 /// A fresh proxy of `kind`, ready to install.
 pub fn create(kind: ProxyKind) -> Result<Box<dyn ServiceProxy>> {
     match kind {
         ProxyKind::Iptables => Ok(Box::new(iptables::Iptables::default())),
         ProxyKind::Ebpf => Ok(Box::new(ebpf::EbpfProxy::default())),
+        ProxyKind::SocketLb => Ok(Box::new(socket_lb::SocketLbProxy::default())),
         other => Err(crate::error::LabError::Unsupported(format!(
             "the {other} service proxy is not built into this dplab"
         ))),
@@ -100,6 +106,7 @@ pub fn create(kind: ProxyKind) -> Result<Box<dyn ServiceProxy>> {
 pub fn reopen(kind: ProxyKind, run: &RunId) -> Result<Box<dyn ServiceProxy>> {
     match kind {
         ProxyKind::Ebpf => Ok(Box::new(ebpf::EbpfProxy::reopen(run)?)),
+        ProxyKind::SocketLb => Ok(Box::new(socket_lb::SocketLbProxy::reopen(run)?)),
         other => create(other),
     }
 }
