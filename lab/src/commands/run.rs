@@ -51,9 +51,7 @@ pub async fn run(flags: RunArgs) -> Result<u8, Failure> {
         opts.duration,
         opts.tool
     );
-    let cells_per_rep =
-        opts.overlays.len() * opts.datapaths.len() * opts.paths.len() * opts.workloads.len();
-    let progress = Progress::new(cells_per_rep * opts.repetitions as usize);
+    let progress = Progress::new(runner::cell_count(&plan, &opts) * opts.repetitions as usize);
     let (cells, benchmarks) = runner::run_matrix(&run, &plan, &opts, &progress).await;
     let results = runner::results(&run, &plan, &opts, started, cells, benchmarks);
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;

@@ -133,6 +133,11 @@ impl LabKey {
     }
 }
 
+/// How many cells the matrix has (one repetition).
+pub fn cell_count(plan: &Plan, opts: &RunOptions) -> usize {
+    cells::specs(plan, opts).len()
+}
+
 /// Runs every cell and returns them (results.json's `cells`) plus the
 /// benchmarks measured on the way.
 pub async fn run_matrix(

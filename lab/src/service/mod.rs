@@ -6,6 +6,7 @@
 pub mod compat;
 pub mod ebpf;
 pub mod iptables;
+pub mod nftables;
 pub mod socket_lb;
 
 pub use compat::{pairing, Pairing};
@@ -86,6 +87,7 @@ pub trait ServiceProxy: Send {
 /// proxy's, plus those that prove the absence of another path.
 pub const TRANSLATION_COUNTERS: &[&str] = &[
     iptables::DNAT_PACKETS,
+    nftables::DNAT_PACKETS,
     ebpf::SERVICE_HITS,
     socket_lb::REWRITES,
 ];
@@ -94,6 +96,7 @@ pub const TRANSLATION_COUNTERS: &[&str] = &[
 pub fn create(kind: ProxyKind) -> Result<Box<dyn ServiceProxy>> {
     match kind {
         ProxyKind::Iptables => Ok(Box::new(iptables::Iptables::default())),
+        ProxyKind::Nftables => Ok(Box::new(nftables::Nftables::default())),
         ProxyKind::Ebpf => Ok(Box::new(ebpf::EbpfProxy::default())),
         ProxyKind::SocketLb => Ok(Box::new(socket_lb::SocketLbProxy::default())),
         other => Err(crate::error::LabError::Unsupported(format!(
