@@ -3,6 +3,7 @@
 
 pub mod chart;
 pub mod compare;
+pub mod conditions;
 pub mod report;
 pub mod schema;
 pub mod stats;

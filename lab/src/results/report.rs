@@ -164,14 +164,15 @@ impl Notes {
     /// What a table slot shows for cell `index` and `metric`.
     fn slot(&self, results: &Results, index: usize, metric: &str) -> String {
         let cell = &results.cells[index];
-        match (cell.status, self.number[index]) {
+        let value = match (cell.status, self.number[index]) {
             (CellStatus::Ok, _) | (_, None) => cell
                 .metrics
                 .get(metric)
                 .map(format_metric)
                 .unwrap_or_else(|| "n/a".to_string()),
             (status, Some(n)) => format!("{} [{n}]", status_word(status)),
-        }
+        };
+        value + &super::conditions::marker(cell)
     }
 
     /// The footnote lines for the notes of the cells among `indices`.
@@ -323,6 +324,7 @@ fn header(out: &mut String, r: &Results) {
     if let Some(shaping) = &r.settings.shaping {
         row("Link shaping", shaping.clone());
     }
+    super::conditions::header_rows(out, r);
     out.push_str("\nReproduce with:\n\n```sh\n");
     if r.command.is_empty() {
         out.push_str("# the command was not recorded in this results file\n");

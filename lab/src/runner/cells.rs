@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use super::RunOptions;
 use crate::error::LabError;
 use crate::kinds::{Datapath, Overlay, Target};
+use crate::results::conditions::CellConditions;
 use crate::results::{Cell, CellStatus, Metric};
 use crate::service::Proof;
 use crate::topology::{Endpoint, PathPlan, Plan};
@@ -62,6 +63,8 @@ pub struct Tally {
     verdict: Option<(CellStatus, String)>,
     pub setups_ms: Vec<f64>,
     pub teardowns_ms: Vec<f64>,
+    /// The worst machine conditions over the cell's samples.
+    pub conditions: Option<CellConditions>,
 }
 
 impl Tally {
@@ -73,6 +76,7 @@ impl Tally {
             verdict: None,
             setups_ms: Vec::new(),
             teardowns_ms: Vec::new(),
+            conditions: None,
         }
     }
 
@@ -150,6 +154,7 @@ impl Tally {
             teardown_ms: median(self.teardowns_ms),
             metrics,
             proof: self.proof,
+            conditions: self.conditions,
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Where a run is: samples done of the total, the cell being measured,
 //! elapsed time and an estimate of what remains. On a terminal, a live bar
 //! on stderr with the current rate; otherwise (or with `-q`, nothing) one
-//! plain log line per sample.
+//! plain log line per sample. It also tells the machine watch, if any,
+//! when each sample starts and ends.
 
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,6 +12,8 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::CellSpec;
+use crate::machine::Watch;
+use crate::results::conditions::CellConditions;
 
 pub struct Progress {
     /// The live bar; None when stderr is not a terminal or logs are quiet.
@@ -19,6 +22,7 @@ pub struct Progress {
     done: AtomicUsize,
     started: Instant,
     line: Mutex<String>,
+    watch: Option<Watch>,
 }
 
 impl Progress {
@@ -43,6 +47,15 @@ impl Progress {
             done: AtomicUsize::new(0),
             started: Instant::now(),
             line: Mutex::new(String::new()),
+            watch: None,
+        }
+    }
+
+    /// Samples also open and close a cell of `watch`.
+    pub fn watching(self, watch: Watch) -> Progress {
+        Progress {
+            watch: Some(watch),
+            ..self
         }
     }
 
@@ -54,8 +67,11 @@ impl Progress {
         }
     }
 
-    /// A sample of `spec` starts; the previous one is done.
+    /// A sample of `spec` starts.
     pub fn cell(&self, spec: &CellSpec, rep: u32, reps: u32) {
+        if let Some(watch) = &self.watch {
+            watch.begin_cell();
+        }
         let done = self.done.fetch_add(1, Ordering::Relaxed);
         let overlay = spec.overlay.map(|o| format!("{o} ")).unwrap_or_default();
         let text = format!(
@@ -75,6 +91,12 @@ impl Progress {
                 timing(self.started.elapsed(), done, self.total)
             ),
         }
+    }
+
+    /// The sample started by [`Progress::cell`] ended: the worst machine
+    /// conditions seen meanwhile, if watched.
+    pub fn cell_done(&self) -> Option<CellConditions> {
+        self.watch.as_ref().and_then(Watch::end_cell)
     }
 
     /// The live rate of the sample being measured (terminals only).
