@@ -1,4 +1,5 @@
-//! results.json, as CONTRACT.md defines it (`dplab.results/v1`).
+//! results.json (`dplab.results/v1`), documented field by field in
+//! docs/results.md.
 
 use std::collections::BTreeMap;
 

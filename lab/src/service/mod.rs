@@ -14,7 +14,7 @@ use crate::names::RunId;
 use crate::topology::Plan;
 
 /// Counters that prove which path packets took, read before and after a
-/// measurement (CONTRACT.md `proof`).
+/// measurement (docs/results.md, proof counters).
 pub type Proof = BTreeMap<String, i64>;
 
 pub trait ServiceProxy {
