@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressState, ProgressStyle};
 
 use super::CellSpec;
 use crate::machine::Watch;
@@ -33,9 +33,22 @@ impl Progress {
             let bar = crate::terminal::bars().add(ProgressBar::new(total as u64));
             bar.set_style(
                 ProgressStyle::with_template(
-                    "{elapsed_precise} [{bar:24}] {pos}/{len} samples, about {eta} left  {wide_msg}",
+                    "{elapsed} [{bar:24}] {pos}/{len} samples, {left}  {wide_msg}",
                 )
                 .expect("progress template")
+                .with_key(
+                    "elapsed",
+                    |s: &ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = w.write_str(&clock(s.elapsed()));
+                    },
+                )
+                // Nothing to extrapolate from before the first sample ends.
+                .with_key("left", |s: &ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = match s.pos() {
+                        0 => w.write_str("time left unknown"),
+                        _ => write!(w, "about {} left", clock(s.eta())),
+                    };
+                })
                 .progress_chars("=> "),
             );
             bar.enable_steady_tick(Duration::from_millis(250));
