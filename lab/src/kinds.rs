@@ -1,5 +1,5 @@
 //! The names a topology or a command line may use for datapaths, targets
-//! and tools (CONTRACT.md), parsed once into enums.
+//! and tools (docs/topology.md), parsed once into enums.
 
 use std::fmt;
 use std::str::FromStr;

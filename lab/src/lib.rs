@@ -12,6 +12,7 @@ pub mod error;
 pub mod kinds;
 pub mod lab;
 pub mod ledger;
+pub mod machine;
 pub mod names;
 pub mod netns;
 pub mod overlay;

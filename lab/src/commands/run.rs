@@ -8,6 +8,7 @@ use anyhow::Context;
 
 use crate::cli::{bad_input, Failure, RunArgs, EXIT_CELLS_FAILED, EXIT_OK};
 use crate::kinds::Target;
+use crate::machine::Watch;
 use crate::names::RunId;
 use crate::results::{report, CellStatus};
 use crate::runner::{self, Progress, RunOptions};
@@ -51,9 +52,12 @@ pub async fn run(flags: RunArgs) -> Result<u8, Failure> {
         opts.duration,
         opts.tool
     );
-    let progress = Progress::new(runner::cell_count(&plan, &opts) * opts.repetitions as usize);
+    let watch = Watch::start();
+    let progress = Progress::new(runner::cell_count(&plan, &opts) * opts.repetitions as usize)
+        .watching(watch.clone());
     let (cells, benchmarks) = runner::run_matrix(&run, &plan, &opts, &progress).await;
-    let results = runner::results(&run, &plan, &opts, started, cells, benchmarks);
+    let mut results = runner::results(&run, &plan, &opts, started, cells, benchmarks);
+    results.conditions = Some(watch.finish());
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let json = serde_json::to_string_pretty(&results).expect("results serialize");
     std::fs::write(out.join("results.json"), json + "\n")

@@ -100,6 +100,7 @@ pub async fn run(run: &str, flags: TestFlags) -> Result<u8, Failure> {
         teardown_ms: None,
         metrics,
         proof,
+        conditions: None,
     };
     print_cell(&cell, flags.json);
     Ok(if cell.status == CellStatus::Ok {

@@ -1,5 +1,5 @@
 //! Multi-node labs: an underlay switch joining the nodes, and an overlay
-//! carrying pod traffic between them (CONTRACT.md `overlay`). One file per
+//! carrying pod traffic between them (docs/topology.md `overlays`). One file per
 //! overlay behind one function each, chosen by [`Overlay`].
 
 mod routed;

@@ -284,6 +284,7 @@ mod tests {
             teardown_ms: None,
             metrics: BTreeMap::from([("throughput_gbps".to_string(), metric)]),
             proof: BTreeMap::new(),
+            conditions: None,
         }
     }
 
@@ -296,9 +297,11 @@ mod tests {
             finished_at: String::new(),
             host: Default::default(),
             dplab_version: String::new(),
+            dplab_commit: None,
             command: Vec::new(),
             settings: Default::default(),
             cells,
+            conditions: None,
             benchmarks: BTreeMap::new(),
         }
     }

@@ -1,8 +1,11 @@
-//! results.json, as CONTRACT.md defines it (`dplab.results/v1`).
+//! results.json (`dplab.results/v1`), documented field by field in
+//! docs/results.md.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+
+use super::conditions::{CellConditions, Conditions};
 
 pub const SCHEMA: &str = "dplab.results/v1";
 
@@ -15,12 +18,18 @@ pub struct Results {
     pub finished_at: String,
     pub host: Host,
     pub dplab_version: String,
+    /// The git commit dplab was built from (`-dirty`: with local changes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dplab_commit: Option<String>,
     /// The command line that made this run, to reproduce it.
     #[serde(default)]
     pub command: Vec<String>,
     #[serde(default)]
     pub settings: Settings,
     pub cells: Vec<Cell>,
+    /// How quiet the machine was at the start, at the end and during cells.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conditions: Option<Conditions>,
     /// Benchmarks of dplab itself measured during the run (setup times,
     /// rule programming), name -> value with its unit in the name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -115,6 +124,9 @@ pub struct Cell {
     pub teardown_ms: Option<f64>,
     pub metrics: BTreeMap<String, Metric>,
     pub proof: BTreeMap<String, i64>,
+    /// The worst machine conditions seen while the cell was measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conditions: Option<CellConditions>,
 }
 
 impl Cell {

@@ -214,6 +214,12 @@ pub async fn run_matrix(
                 }
                 progress.cell(&tally.spec, rep + 1, opts.repetitions);
                 measure(&lab, opts.tool, &params, tally, progress);
+                if let Some(seen) = progress.cell_done() {
+                    tally
+                        .conditions
+                        .get_or_insert_with(Default::default)
+                        .merge(&seen);
+                }
             }
             let report = lab.down();
             benchmarks.push((format!("teardown_ms.{label}"), report.elapsed_ms));
@@ -335,6 +341,7 @@ pub fn results(
         finished_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         host: crate::results::Host::current(),
         dplab_version: env!("CARGO_PKG_VERSION").to_string(),
+        dplab_commit: Some(env!("DPLAB_GIT_COMMIT").to_string()),
         command: std::env::args().collect(),
         settings: crate::results::Settings {
             duration_s: opts.duration.as_secs_f64(),
@@ -349,6 +356,7 @@ pub fn results(
             cpus: opts.cpus.is_set().then_some(opts.cpus),
         },
         cells,
+        conditions: None,
         benchmarks: bench,
     }
 }
