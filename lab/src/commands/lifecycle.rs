@@ -89,6 +89,12 @@ pub async fn up(
             String::new()
         }
     );
+    if let Some(kinds) = lab.proxy.bpf_attach() {
+        eprintln!(
+            "dplab: eBPF programs attached by {kinds} ({})",
+            describe_attach(&kinds)
+        );
+    }
     eprintln!(
         "dplab: try `ip netns exec {} ping {}`",
         run.netns(&plan.pods[plan.pods.len() - 1].name),
@@ -204,4 +210,18 @@ pub fn print_report(what: &str, report: &TeardownReport) {
         println!("{what}: FAILED {e}");
     }
     eprintln!("dplab: {what} took {:.0} ms", report.elapsed_ms);
+}
+
+/// What each eBPF attach kind is, for `dplab up`'s log.
+fn describe_attach(kinds: &str) -> String {
+    kinds
+        .split('+')
+        .map(|k| match k {
+            "tcx" => "TCX links",
+            "netlink" => "clsact qdiscs and cls_bpf filters made over netlink: no TCX here, or DPLAB_TC_ATTACH=netlink",
+            "netkit" => "netkit links",
+            other => other,
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }

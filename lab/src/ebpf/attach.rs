@@ -152,7 +152,6 @@ impl Attachments {
                             tcx: tcx.to_string(),
                             netlink: Box::new(netlink),
                         })?;
-                    log::info!("TCX refused ({tcx}): tc programs attach by netlink");
                     self.tc_mode = Some(TcAttachMode::Netlink);
                     self.tcx_refused = Some(tcx.to_string());
                     Ok(())

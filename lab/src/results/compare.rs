@@ -293,6 +293,7 @@ mod tests {
             teardown_ms: None,
             metrics: BTreeMap::from([("throughput_gbps".to_string(), metric)]),
             proof: BTreeMap::new(),
+            bpf_attach: None,
         }
     }
 

@@ -74,6 +74,10 @@ pub struct Settings {
     /// Link shaping (multi-node underlay), if any, e.g. "tbf 1gbit".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shaping: Option<String>,
+    /// How tc programs were attached, if any cell attached some: `tcx`
+    /// (TCX links, Linux >= 6.6) or `netlink` (clsact qdisc + cls_bpf).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tc_attach: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -109,6 +113,10 @@ pub struct Cell {
     pub teardown_ms: Option<f64>,
     pub metrics: BTreeMap<String, Metric>,
     pub proof: BTreeMap<String, i64>,
+    /// How the lab's eBPF programs were attached: `tcx`, `netlink` or
+    /// `netkit` (joined by `+` if mixed); absent without eBPF programs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bpf_attach: Option<String>,
 }
 
 impl Cell {

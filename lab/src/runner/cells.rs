@@ -81,6 +81,8 @@ pub struct Tally {
     pub reps_tried: u32,
     pub setups_ms: Vec<f64>,
     pub teardowns_ms: Vec<f64>,
+    /// How the lab's eBPF programs were attached, if it had any.
+    pub bpf_attach: Option<String>,
 }
 
 impl Tally {
@@ -97,6 +99,7 @@ impl Tally {
             reps_tried: 0,
             setups_ms: Vec::new(),
             teardowns_ms: Vec::new(),
+            bpf_attach: None,
         }
     }
 
@@ -194,6 +197,7 @@ impl Tally {
             teardown_ms: median(self.teardowns_ms),
             metrics,
             proof: self.proof,
+            bpf_attach: self.bpf_attach,
         }
     }
 }

@@ -161,4 +161,8 @@ impl ServiceProxy for EbpfProxy {
     fn program_ms(&self) -> Option<f64> {
         Some(self.program_ms)
     }
+
+    fn bpf_attach(&self) -> Option<String> {
+        self.lb.as_ref().and_then(ServiceLb::attach_kinds)
+    }
 }
