@@ -22,29 +22,36 @@ impl Wiring for VethRouted {
     }
 
     async fn wire_pod(&self, lab: &LabNet<'_>, pod: usize) -> Result<()> {
-        let p = &lab.plan.pods[pod];
-        let node = &lab.plan.nodes[p.node];
-        let node_ns = lab.node_ns(p.node);
-        let pod_ns = lab.pod_ns(pod);
+        let node_ns = lab.node_ns(lab.plan.pods[pod].node);
         let host = lab.pod_veth(pod).await?;
         netns::write_sysctl(&node_ns, &format!("net/ipv4/conf/{host}/proxy_arp"), "1")?;
         // proxy_arp answers after proxy_delay (0.8 s by default): not in a lab.
         netns::write_sysctl(&node_ns, &format!("net/ipv4/neigh/{host}/proxy_delay"), "0")?;
-        let nl = lab.nl(&node_ns);
-        nl.add_route(p.address, 32, &host, None).await?;
-        let pod_nl = lab.nl(&pod_ns);
-        pod_nl.add_address(&p.interface, p.address, 32).await?;
-        pod_nl
-            .add_route(node.routed_gateway, 32, &p.interface, None)
-            .await?;
-        pod_nl
-            .add_route(
-                std::net::Ipv4Addr::UNSPECIFIED,
-                0,
-                &p.interface,
-                Some(node.routed_gateway),
-            )
-            .await?;
-        Ok(())
+        route_pod(lab, pod, &host).await
     }
+}
+
+/// Routes pod `pod` through the node's end `host` of its pair: a /32 route
+/// on the node, and in the pod its /32 address, the link-local gateway
+/// on-link and the default route via it.
+pub(super) async fn route_pod(lab: &LabNet<'_>, pod: usize, host: &str) -> Result<()> {
+    let p = &lab.plan.pods[pod];
+    let node = &lab.plan.nodes[p.node];
+    lab.nl(&lab.node_ns(p.node))
+        .add_route(p.address, 32, host, None)
+        .await?;
+    let pod_nl = lab.nl(&lab.pod_ns(pod));
+    pod_nl.add_address(&p.interface, p.address, 32).await?;
+    pod_nl
+        .add_route(node.routed_gateway, 32, &p.interface, None)
+        .await?;
+    pod_nl
+        .add_route(
+            std::net::Ipv4Addr::UNSPECIFIED,
+            0,
+            &p.interface,
+            Some(node.routed_gateway),
+        )
+        .await?;
+    Ok(())
 }
