@@ -61,6 +61,7 @@ pub async fn up(
             .as_ref()
             .and_then(|m| m.overlays.first().copied()),
     };
+    super::check_environment()?;
     super::require_root()?;
     let run = RunId::fresh();
     eprintln!(
