@@ -184,12 +184,22 @@ fn ebpf_probes(run: &RunId, ns: &str, ledger: &Ledger, netkit: bool) -> Vec<Capa
             if made { "" } else { " (not found afterwards!)" }
         ))
     });
-    let chosen = match (crate::ebpf::TcAttachMode::forced(), &tcx, &netlink) {
-        (Err(e), _, _) => Err(e.to_string()),
-        (Ok(Some(m)), _, _) => Ok(format!("{m} (forced by {})", crate::ebpf::TC_ATTACH_ENV)),
-        (Ok(None), Ok(_), _) => Ok("tcx".into()),
-        (Ok(None), Err(why), Ok(_)) => Ok(format!("netlink (TCX: {why})")),
-        (Ok(None), Err(a), Err(b)) => Err(format!("TCX: {a}; netlink: {b}")),
+    let env = crate::ebpf::TC_ATTACH_ENV;
+    let chosen = match TcAttachMode::forced() {
+        Err(e) => Err(e.to_string()),
+        Ok(Some(m)) => match if m == TcAttachMode::Tcx {
+            &tcx
+        } else {
+            &netlink
+        } {
+            Ok(_) => Ok(format!("{m} (forced by {env})")),
+            Err(e) => Err(format!("{m} is forced by {env} but fails: {e}")),
+        },
+        Ok(None) => match (&tcx, &netlink) {
+            (Ok(_), _) => Ok("tcx".into()),
+            (Err(why), Ok(_)) => Ok(format!("netlink (TCX: {why})")),
+            (Err(a), Err(b)) => Err(format!("TCX: {a}; netlink: {b}")),
+        },
     };
     let mut caps = vec![
         cap("tc attach: TCX", tcx),
