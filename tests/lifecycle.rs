@@ -93,6 +93,16 @@ fn veth_ebpf() {
 }
 
 #[test]
+fn netkit() {
+    lifecycle("netkit", "169.254.10.24");
+}
+
+#[test]
+fn netkit_ebpf() {
+    lifecycle("netkit-ebpf", "169.254.10.24");
+}
+
+#[test]
 fn a_failure_half_way_leaves_nothing() {
     if !privileged("fault injection") {
         return;

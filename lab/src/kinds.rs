@@ -15,10 +15,12 @@ pub enum Datapath {
     IpvlanL3,
     VethEbpf,
     IpvlanEbpf,
+    Netkit,
+    NetkitEbpf,
 }
 
 impl Datapath {
-    pub const ALL: [Datapath; 8] = [
+    pub const ALL: [Datapath; 10] = [
         Datapath::VethRouted,
         Datapath::Bridge,
         Datapath::BridgeNfOff,
@@ -27,6 +29,8 @@ impl Datapath {
         Datapath::IpvlanL3,
         Datapath::VethEbpf,
         Datapath::IpvlanEbpf,
+        Datapath::Netkit,
+        Datapath::NetkitEbpf,
     ];
 
     pub fn name(self) -> &'static str {
@@ -39,6 +43,8 @@ impl Datapath {
             Datapath::IpvlanL3 => "ipvlan-l3",
             Datapath::VethEbpf => "veth-ebpf",
             Datapath::IpvlanEbpf => "ipvlan-ebpf",
+            Datapath::Netkit => "netkit",
+            Datapath::NetkitEbpf => "netkit-ebpf",
         }
     }
 
@@ -47,7 +53,7 @@ impl Datapath {
     /// proxy, the others with kube-proxy's iptables mode).
     pub fn natural_proxy(self) -> ProxyKind {
         match self {
-            Datapath::VethEbpf | Datapath::IpvlanEbpf => ProxyKind::Ebpf,
+            Datapath::VethEbpf | Datapath::IpvlanEbpf | Datapath::NetkitEbpf => ProxyKind::Ebpf,
             _ => ProxyKind::Iptables,
         }
     }

@@ -47,6 +47,19 @@ pub enum Entry {
     /// A cgroup v2 folder of the lab (its own or a pod's), removed once the
     /// processes in it have ended.
     Cgroup { path: PathBuf },
+    /// A clsact qdisc added to a link of one of the run's namespaces, to
+    /// hold tc programs attached by netlink (kernels without TCX). Removed
+    /// explicitly: the namespace may outlive the run.
+    TcQdisc { netns: String, ifname: String },
+    /// A cls_bpf filter (direct action) on a clsact qdisc: `direction` is
+    /// `ingress` or `egress`; priority and handle identify it.
+    TcFilter {
+        netns: String,
+        ifname: String,
+        direction: String,
+        priority: u16,
+        handle: u32,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -1,5 +1,6 @@
-//! Teardown from the journal: processes first, then eBPF pins, then
-//! cgroups (once empty), then namespaces (which take their links, routes, iptables rules and sysctls
+//! Teardown from the journal: processes, tc filters and qdiscs and eBPF
+//! pins first (newest first), then cgroups (once empty), then namespaces
+//! (which take their links, routes, iptables rules and sysctls
 //! with them), in reverse order of creation. It goes on past errors and
 //! reports them all; what is already gone counts as removed.
 
@@ -71,6 +72,26 @@ pub fn teardown_run(run: &RunId) -> TeardownReport {
                 Err(e) => report
                     .errors
                     .push(format!("bpf pins {}: {e}", path.display())),
+            },
+            Entry::TcFilter {
+                netns,
+                ifname,
+                direction,
+                priority,
+                handle,
+            } => match crate::ebpf::detach_filter(netns, ifname, direction, *priority, *handle) {
+                Ok(true) => report
+                    .removed
+                    .push(format!("tc filter {netns}/{ifname} {direction}")),
+                Ok(false) => {}
+                Err(e) => report.errors.push(e.to_string()),
+            },
+            Entry::TcQdisc { netns, ifname } => match crate::ebpf::delete_clsact(netns, ifname) {
+                Ok(true) => report
+                    .removed
+                    .push(format!("clsact qdisc {netns}/{ifname}")),
+                Ok(false) => {}
+                Err(e) => report.errors.push(e.to_string()),
             },
             _ => {}
         }

@@ -20,7 +20,7 @@ use futures::TryStreamExt;
 use rtnetlink::packet_route::route::RouteScope;
 use rtnetlink::{Handle, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
-use dplab::ebpf::{self, Endpoint, Proto, RedirectMode, ServiceLb, ServiceSpec};
+use dplab::ebpf::{self, Endpoint, Proto, RedirectMode, ServiceLb, ServiceSpec, TcAttachMode};
 use dplab::netns;
 
 const POD_A: Ipv4Addr = Ipv4Addr::new(192, 168, 10, 10);
@@ -136,7 +136,15 @@ impl Lab {
     /// Loads the programs, programs the service and endpoints, attaches
     /// `veth_ingress` to both host ends.
     fn attach_ebpf(&mut self) -> anyhow::Result<()> {
+        self.attach_ebpf_with(None)
+    }
+
+    /// Like [`Lab::attach_ebpf`], in tc attach `mode` if given.
+    fn attach_ebpf_with(&mut self, mode: Option<TcAttachMode>) -> anyhow::Result<()> {
         let mut lb = ServiceLb::load(&self.prefix)?;
+        if let Some(mode) = mode {
+            lb.set_tc_attach_mode(mode);
+        }
         lb.program_services(&[ServiceSpec {
             cluster_ip: CLUSTER_IP,
             port: PORT,
@@ -512,6 +520,58 @@ async fn veth_ebpf_service_and_pod_traffic_then_clean_teardown() {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+}
+
+/// The netlink fallback of kernels without TCX (a clsact qdisc and a
+/// cls_bpf filter per host veth), forced on this kernel: the same programs
+/// carry the same traffic with the same counters, and detaching removes the
+/// qdiscs, leaving the node namespace as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn netlink_attach_carries_traffic_and_leaves_no_qdisc() {
+    if let Some(reason) = skip_reason() {
+        println!("SKIPPED: veth-ebpf by netlink: {reason}");
+        return;
+    }
+    let prefix = "dltn";
+    let mut lab = Lab::build(prefix).await.expect("build lab");
+    let hosts = [Lab::host_if("a"), Lab::host_if("b")];
+    for host in &hosts {
+        assert!(!ebpf::has_clsact(&lab.node(), host).unwrap());
+    }
+    lab.attach_ebpf_with(Some(TcAttachMode::Netlink))
+        .expect("attach by netlink");
+    assert_eq!(lab.lb().attach_kinds().as_deref(), Some("netlink"));
+    assert_eq!(
+        lab.lb().tc_attach_mode().map(|(m, _)| m),
+        Some(TcAttachMode::Netlink)
+    );
+    for host in &hosts {
+        assert!(ebpf::has_clsact(&lab.node(), host).unwrap(), "{host}");
+    }
+    let links = ebpf::pin_dir(prefix).unwrap().join("links");
+    assert_eq!(links.read_dir().unwrap().count(), 0, "no TCX link pinned");
+
+    let before = lab.lb().counters().unwrap();
+    let peer = exchange(&lab, CLUSTER_IP, 1 << 20, 1 << 20).expect("cluster-ip by netlink");
+    assert_eq!(peer.ip(), POD_B);
+    let d = lab.lb().counters().unwrap().delta(&before);
+    assert!(d.dnat > 0 && d.rev_nat > 0, "{d:?}");
+    assert!(d.redirected >= d.dnat + d.rev_nat, "{d:?}");
+    let before = lab.lb().counters().unwrap();
+    exchange(&lab, POD_A, 1 << 16, 1 << 16).expect("pod-ip by netlink");
+    let d = lab.lb().counters().unwrap().delta(&before);
+    assert!(d.redirected > 0 && d.dnat == 0, "{d:?}");
+
+    lab.lb.take().unwrap().teardown().expect("detach");
+    for host in &hosts {
+        assert!(
+            !ebpf::has_clsact(&lab.node(), host).unwrap(),
+            "clsact left on {host}"
+        );
+    }
+    let errors = lab.teardown();
+    assert!(errors.is_empty(), "teardown: {errors:?}");
+    assert!(!ebpf::pin_dir(prefix).unwrap().exists());
 }
 
 /// The ipvlan-ebpf programs (DNAT at the pod's egress, reverse NAT at its

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# CI, part two: the ipvlan datapaths, which this host's kernel lacks, run in
-# a Debian 6.12 guest (ipvlan as a module, TCX for the eBPF programs):
-#   1. `dplab run` of the three ipvlan datapaths: all six cells must be ok,
-#      with the guest's kernel recorded;
+# CI, part two: the ipvlan and netkit datapaths, which this host's kernel
+# lacks, run in a Debian 6.12 guest (ipvlan and netkit as modules, TCX for
+# the eBPF programs):
+#   1. `dplab run` of the three ipvlan and the two netkit datapaths: all ten
+#      cells must be ok, with the guest's kernel recorded, and netkit-ebpf
+#      must prove its path (service hits on the cluster IP, redirects, netkit
+#      links);
 #   2. the privileged ipvlan tests (lifecycle and services): they must pass
 #      and must not skip.
 # Functional checks only: speeds under emulation mean nothing.
@@ -25,7 +28,8 @@ for line in sys.stdin:
 
 start=$(date +%s)
 out=$(mktemp -d /tmp/dplab-guest-run.XXXXXX)
-guest target/release/dplab run topologies/blog.toml --only ipvlan-l2,ipvlan-l3,ipvlan-ebpf \
+guest target/release/dplab run topologies/blog.toml \
+    --only ipvlan-l2,ipvlan-l3,ipvlan-ebpf,netkit,netkit-ebpf \
     --duration 1s --repetitions 1 --out "$out"
 python3 - "$out/results.json" "$(uname -r)" <<'PY'
 import json, sys
@@ -34,8 +38,16 @@ kernel = results["host"]["kernel"]
 assert kernel != sys.argv[2], f"results say host kernel {kernel}: not run in the guest"
 cells = results["cells"]
 bad = [f'{c["datapath"]}/{c["target"]}: {c["status"]} {c["reason"]}' for c in cells if c["status"] != "ok"]
-assert len(cells) == 6 and not bad, f"{len(cells)} cells, not ok: {bad}"
-print(f"guest run on {kernel}: 6 of 6 ipvlan cells ok")
+assert len(cells) == 10 and not bad, f"{len(cells)} cells, not ok: {bad}"
+for c in cells:
+    if c["datapath"] != "netkit-ebpf":
+        continue
+    proof = c["proof"]
+    assert c.get("bpf_attach") == "netkit", f'netkit-ebpf attached by {c.get("bpf_attach")}'
+    assert proof.get("bpf_redirected", 0) > 0, f'netkit-ebpf/{c["target"]}: {proof}'
+    if c["target"] == "cluster-ip":
+        assert proof.get("bpf_service_hits", 0) > 0, f"netkit-ebpf/cluster-ip: {proof}"
+print(f"guest run on {kernel}: 10 of 10 ipvlan and netkit cells ok, netkit-ebpf proven")
 PY
 
 log=$(mktemp /tmp/dplab-guest-tests.XXXXXX)
@@ -49,4 +61,4 @@ if grep -q "^SKIPPED" "$log"; then
     grep "^SKIPPED" "$log" >&2
     exit 1
 fi
-echo "guest: ipvlan checks took $(( $(date +%s) - start )) s"
+echo "guest: ipvlan and netkit checks took $(( $(date +%s) - start )) s"

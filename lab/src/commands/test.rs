@@ -101,6 +101,7 @@ pub async fn run(run: &str, flags: TestFlags) -> Result<u8, Failure> {
         metrics,
         proof,
         conditions: None,
+        bpf_attach: proxy.bpf_attach(),
     };
     print_cell(&cell, flags.json);
     Ok(if cell.status == CellStatus::Ok {

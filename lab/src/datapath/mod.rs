@@ -5,10 +5,12 @@ mod bridge;
 mod common;
 mod ipvlan;
 mod macvlan;
+mod netkit;
 mod uplink;
 mod veth_routed;
 
 pub use common::LabNet;
+pub use netkit::primary_name as netkit_primary;
 
 use std::net::Ipv4Addr;
 
@@ -55,6 +57,7 @@ pub async fn wire(kind: Datapath, lab: &LabNet<'_>) -> Result<()> {
             .await
         }
         Datapath::Macvlan => wire_with(&macvlan::Macvlan, lab).await,
+        Datapath::Netkit | Datapath::NetkitEbpf => wire_with(&netkit::Netkit, lab).await,
         Datapath::IpvlanL2 | Datapath::IpvlanEbpf => {
             wire_with(
                 &ipvlan::Ipvlan {
@@ -90,7 +93,10 @@ pub fn cluster_ip_needs_masquerade(kind: Datapath) -> bool {
 /// Whether pods reach their node at the link-local routed gateway (the
 /// routed wirings) rather than at an address inside the pod CIDR.
 pub fn is_routed(kind: Datapath) -> bool {
-    matches!(kind, Datapath::VethRouted | Datapath::VethEbpf)
+    matches!(
+        kind,
+        Datapath::VethRouted | Datapath::VethEbpf | Datapath::Netkit | Datapath::NetkitEbpf
+    )
 }
 
 /// The address a pod of `node` uses as its gateway (also the node's own
@@ -106,7 +112,8 @@ pub fn pod_gateway(kind: Datapath, node: &NodePlan) -> Ipv4Addr {
 /// Why a sample's proof contradicts the wiring, if it does: eBPF host
 /// routing must hand packets between pods itself.
 pub fn contradiction(kind: Datapath, proof: &Proof) -> Option<String> {
-    (kind == Datapath::VethEbpf && proof::get(proof, REDIRECTED) == 0)
+    (matches!(kind, Datapath::VethEbpf | Datapath::NetkitEbpf)
+        && proof::get(proof, REDIRECTED) == 0)
         .then(|| format!("proof: no packet was redirected between pods by eBPF ({REDIRECTED} = 0)"))
 }
 

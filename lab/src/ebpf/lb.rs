@@ -5,13 +5,13 @@
 use std::net::Ipv4Addr;
 use std::path::Path;
 
-use aya::programs::tc::TcAttachType;
 use aya::Ebpf;
 
 use super::attach::Attachments;
 use super::loader::{classifier, classifier_mut, load_object, load_program, LbProgram};
 use super::maps::{Endpoint, LbMaps, ServiceSpec};
-use super::{objects, pins, unavailable_reason, Counters, EbpfError, Result};
+use super::netkit_link::NetkitHook;
+use super::{objects, pins, unavailable_reason, Counters, EbpfError, Result, TcAttachMode};
 
 /// The load balancer of one run: maps pinned under
 /// /sys/fs/bpf/dplab/<run-id>/, programs loaded, attachments pinned in its
@@ -96,14 +96,25 @@ impl ServiceLb {
     /// veth-ebpf: attaches `veth_ingress` at tc ingress of the host-side veth
     /// `ifname` in namespace `netns`.
     pub fn attach_veth_ingress(&mut self, netns: &str, ifname: &str) -> Result<()> {
-        self.attach(LbProgram::VethIngress, netns, ifname, TcAttachType::Ingress)
+        self.attach(LbProgram::VethIngress, netns, ifname, "ingress")
     }
 
     /// ipvlan-ebpf: attaches `pod_egress` and `pod_ingress` to the pod's
     /// `ifname` inside the pod namespace `netns`.
     pub fn attach_pod(&mut self, netns: &str, ifname: &str) -> Result<()> {
-        self.attach(LbProgram::PodEgress, netns, ifname, TcAttachType::Egress)?;
-        self.attach(LbProgram::PodIngress, netns, ifname, TcAttachType::Ingress)
+        self.attach(LbProgram::PodEgress, netns, ifname, "egress")?;
+        self.attach(LbProgram::PodIngress, netns, ifname, "ingress")
+    }
+
+    /// netkit-ebpf: attaches `veth_ingress` at the peer hook of the netkit
+    /// pair whose primary device is `primary` in the node namespace `netns`,
+    /// so it sees every packet the pod sends (as on a host-side veth's tc
+    /// ingress). netkit's verdicts are tc's: pass, drop, redirect.
+    pub fn attach_netkit_peer(&mut self, netns: &str, primary: &str) -> Result<()> {
+        let program = LbProgram::VethIngress;
+        let classifier = classifier(&self.veth, program)?;
+        self.attachments
+            .attach_netkit(classifier, program, netns, primary, NetkitHook::Peer)
     }
 
     fn attach(
@@ -111,7 +122,7 @@ impl ServiceLb {
         program: LbProgram,
         ns: &str,
         ifname: &str,
-        attach_type: TcAttachType,
+        direction: &'static str,
     ) -> Result<()> {
         let object = match program {
             LbProgram::VethIngress => &mut self.veth,
@@ -119,7 +130,25 @@ impl ServiceLb {
         };
         let classifier = classifier_mut(object, program)?;
         self.attachments
-            .attach(classifier, program, ns, ifname, attach_type)
+            .attach_tc(classifier, program, ns, ifname, direction)
+    }
+
+    /// Makes every later tc attachment of this load balancer use `mode`
+    /// instead of trying TCX first (and `DPLAB_TC_ATTACH`).
+    pub fn set_tc_attach_mode(&mut self, mode: TcAttachMode) {
+        self.attachments.set_tc_mode(mode);
+    }
+
+    /// How this run's programs are attached (`tcx`, `netlink`, `netkit`,
+    /// joined by `+` when mixed), or None before the first attachment.
+    pub fn attach_kinds(&self) -> Option<String> {
+        self.attachments.kinds()
+    }
+
+    /// The tc attach mode in use, and why it is netlink when TCX was tried
+    /// and refused; None before the first tc attachment.
+    pub fn tc_attach_mode(&self) -> Option<(TcAttachMode, Option<&str>)> {
+        self.attachments.tc_mode()
     }
 
     /// (netns, ifname, direction) of every attachment this run holds.

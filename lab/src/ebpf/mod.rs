@@ -1,6 +1,7 @@
-//! eBPF service load balancing for the `veth-ebpf` and `ipvlan-ebpf`
-//! datapaths: the programs in `bpf/` (compiled by build.rs), their maps,
-//! and attaching them inside lab namespaces.
+//! eBPF service load balancing for the `veth-ebpf`, `ipvlan-ebpf` and
+//! `netkit-ebpf` datapaths: the programs in `bpf/` (compiled by build.rs),
+//! their maps, and attaching them inside lab namespaces (TCX links, or
+//! clsact + cls_bpf over netlink before Linux 6.6, or netkit links).
 //!
 //! Two objects share one set of maps, pinned by name under
 //! /sys/fs/bpf/dplab/<run-id>/:
@@ -16,7 +17,10 @@ mod iface;
 mod lb;
 mod loader;
 pub mod maps;
+mod netkit_link;
 mod pins;
+mod tc_mode;
+mod tc_netlink;
 mod test_run;
 
 pub use counters::{pinned_counters, Counters};
@@ -24,7 +28,10 @@ pub use iface::ifindex_and_mac;
 pub use lb::ServiceLb;
 pub use loader::{check_classifier, LbProgram};
 pub use maps::{Endpoint, Proto, RedirectMode, ServiceSpec};
+pub use netkit_link::NetkitHook;
 pub use pins::{bpffs_mounted, ensure_bpffs, list_pinned_runs, pin_dir, remove_pins, PIN_ROOT};
+pub use tc_mode::{TcAttachMode, FORCE_ENV as TC_ATTACH_ENV};
+pub use tc_netlink::{delete_clsact, detach_filter, has_clsact};
 pub use test_run::TestRunOutcome;
 
 use std::path::PathBuf;
@@ -90,6 +97,36 @@ pub enum EbpfError {
         #[source]
         source: Box<aya::pin::PinError>,
     },
+    #[error("eBPF program {program}: attach to {netns}/{ifname} {hook}: {op}: {source}")]
+    Netkit {
+        program: &'static str,
+        netns: String,
+        ifname: String,
+        hook: &'static str,
+        op: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Neither TCX nor the netlink fallback could attach a tc program.
+    #[error("TCX attach failed ({tcx}), and so did netlink: {netlink}")]
+    TcAttach {
+        tcx: String,
+        #[source]
+        netlink: Box<EbpfError>,
+    },
+    #[error("{object} on {netns}/{ifname}: {op}: {message}")]
+    TcObject {
+        object: &'static str,
+        netns: String,
+        ifname: String,
+        op: &'static str,
+        message: String,
+    },
+    #[error("journal of the eBPF attachments: {0}")]
+    Journal(String),
+    /// A setting from the environment that dplab does not understand.
+    #[error("{0}")]
+    BadSetting(String),
     #[error("interface {ifname} in netns {netns}: {op}: {source}")]
     Interface {
         netns: String,
@@ -109,8 +146,8 @@ pub enum EbpfError {
 pub type Result<T> = std::result::Result<T, EbpfError>;
 
 /// Why the eBPF datapaths cannot run here, or None when they can: objects not
-/// compiled (no clang at build time), not root, no bpffs in the kernel, or a kernel without
-/// TCX (attachments use TCX links, Linux >= 6.6).
+/// compiled (no clang at build time), not root, or no bpffs in the kernel.
+/// Kernels without TCX (before 6.6) attach by netlink instead.
 pub fn unavailable_reason() -> Option<String> {
     if let Some(reason) = option_env!("DPLAB_BPF_MISSING") {
         return Some(reason.to_string());
@@ -121,15 +158,7 @@ pub fn unavailable_reason() -> Option<String> {
     if !bpffs_mounted() && !pins::bpffs_supported() {
         return Some("kernel without bpffs (no \"bpf\" in /proc/filesystems)".to_string());
     }
-    if !kernel_has_tcx() {
-        return Some("kernel older than 6.6: no TCX links for tc programs".to_string());
-    }
     None
-}
-
-fn kernel_has_tcx() -> bool {
-    use aya::util::KernelVersion;
-    KernelVersion::current().is_ok_and(|v| v >= KernelVersion::new(6, 6, 0))
 }
 
 /// The compiled objects, embedded at build time.

@@ -285,6 +285,7 @@ mod tests {
             metrics: BTreeMap::from([("throughput_gbps".to_string(), metric)]),
             proof: BTreeMap::new(),
             conditions: None,
+            bpf_attach: None,
         }
     }
 

@@ -86,6 +86,10 @@ pub struct Settings {
     /// `--cpus`: the CPU the client and the server were pinned to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpus: Option<crate::workload::pinning::CpuPinning>,
+    /// How tc programs were attached, if any cell attached some: `tcx`
+    /// (TCX links, Linux >= 6.6) or `netlink` (clsact qdisc + cls_bpf).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tc_attach: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -127,6 +131,10 @@ pub struct Cell {
     /// The worst machine conditions seen while the cell was measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conditions: Option<CellConditions>,
+    /// How the lab's eBPF programs were attached: `tcx`, `netlink` or
+    /// `netkit` (joined by `+` if mixed); absent without eBPF programs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bpf_attach: Option<String>,
 }
 
 impl Cell {

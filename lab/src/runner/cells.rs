@@ -84,6 +84,8 @@ pub struct Tally {
     pub teardowns_ms: Vec<f64>,
     /// The worst machine conditions over the cell's samples.
     pub conditions: Option<CellConditions>,
+    /// How the lab's eBPF programs were attached, if it had any.
+    pub bpf_attach: Option<String>,
 }
 
 impl Tally {
@@ -101,6 +103,7 @@ impl Tally {
             setups_ms: Vec::new(),
             teardowns_ms: Vec::new(),
             conditions: None,
+            bpf_attach: None,
         }
     }
 
@@ -199,6 +202,7 @@ impl Tally {
             metrics,
             proof: self.proof,
             conditions: self.conditions,
+            bpf_attach: self.bpf_attach,
         }
     }
 }

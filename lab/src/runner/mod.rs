@@ -209,6 +209,7 @@ pub async fn run_matrix(
                 measured.push(n);
                 tally.reps_tried = rep + 1;
                 tally.setups_ms.push(lab.setup_ms);
+                tally.bpf_attach = tally.bpf_attach.take().or(lab.proxy.bpf_attach());
                 if tally.is_done() {
                     continue;
                 }
@@ -354,11 +355,23 @@ pub fn results(
                 .and_then(|u| u.rate.as_ref())
                 .map(|r| format!("tc tbf rate {r} on every node's underlay link")),
             cpus: opts.cpus.is_set().then_some(opts.cpus),
+            tc_attach: tc_attach_used(&cells),
         },
         cells,
         conditions: None,
         benchmarks: bench,
     }
+}
+
+/// The tc attach mode the cells' eBPF programs used (netkit links are not
+/// tc attachments).
+fn tc_attach_used(cells: &[Cell]) -> Option<String> {
+    cells
+        .iter()
+        .filter_map(|c| c.bpf_attach.as_deref())
+        .flat_map(|kinds| kinds.split('+'))
+        .find(|k| *k == "tcx" || *k == "netlink")
+        .map(str::to_string)
 }
 
 fn group(pairs: Vec<(String, f64)>) -> Vec<(String, Vec<f64>)> {

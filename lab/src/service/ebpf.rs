@@ -1,9 +1,10 @@
 //! Cluster IPs with eBPF service maps, as Cilium does: the programs in
 //! bpf/ translate cluster IPs at tc. On `veth-ebpf` one program sits on
 //! every node-side veth (DNAT, reverse NAT, and redirect straight into the
-//! destination pod); on every other wiring two sit on each pod's own
-//! interface (egress DNAT, ingress reverse NAT), which needs nothing of the
-//! wiring. Maps are pinned per run under /sys/fs/bpf/dplab/<run-id>/ and
+//! destination pod), on `netkit-ebpf` the same program sits at the peer
+//! hook of each pod's netkit pair; on every other wiring two sit on each
+//! pod's own interface (egress DNAT, ingress reverse NAT), which needs
+//! nothing of the wiring. Maps are pinned per run under /sys/fs/bpf/dplab/<run-id>/ and
 //! shared by all attachments.
 
 use std::time::Instant;
@@ -128,6 +129,25 @@ impl ServiceProxy for EbpfProxy {
                     lb.attach_veth_ingress(&node_ns, &host)
                         .map_err(to_lab_error)?;
                 }
+                Datapath::NetkitEbpf => {
+                    // Local delivery is a plain redirect to the destination
+                    // pod's primary device: bpf_redirect_peer works only
+                    // from tc ingress, not from netkit's hook. L3 netkit
+                    // frames carry no MACs worth rewriting.
+                    let node_ns = lab.node_ns(p.node);
+                    let primary = crate::datapath::netkit_primary(lab, pod);
+                    let (ifindex, _) =
+                        ebpf::ifindex_and_mac(&node_ns, &primary).map_err(to_lab_error)?;
+                    let endpoint = Endpoint {
+                        ifindex,
+                        pod_mac: [0; 6],
+                        host_mac: [0; 6],
+                        mode: RedirectMode::Plain,
+                    };
+                    lb.set_endpoint(p.address, endpoint).map_err(to_lab_error)?;
+                    lb.attach_netkit_peer(&node_ns, &primary)
+                        .map_err(to_lab_error)?;
+                }
                 _ => lb
                     .attach_pod(&lab.pod_ns(pod), &p.interface)
                     .map_err(to_lab_error)?,
@@ -160,5 +180,9 @@ impl ServiceProxy for EbpfProxy {
 
     fn program_ms(&self) -> Option<f64> {
         Some(self.program_ms)
+    }
+
+    fn bpf_attach(&self) -> Option<String> {
+        self.lb.as_ref().and_then(ServiceLb::attach_kinds)
     }
 }

@@ -81,6 +81,12 @@ pub trait ServiceProxy: Send {
     fn program_ms(&self) -> Option<f64> {
         None
     }
+
+    /// How the proxy's eBPF programs are attached (`tcx`, `netlink`,
+    /// `netkit`), if it has any.
+    fn bpf_attach(&self) -> Option<String> {
+        None
+    }
 }
 
 /// The translation counters of every proxy; a lab reads only its own
