@@ -15,6 +15,7 @@ fn services(backend_port: u16) -> Vec<ServiceSpec> {
             cluster_ip: Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 96, 0, 0)) + i),
             port: 80,
             proto: Proto::Tcp,
+            node_port: None,
             backends: vec![
                 (
                     Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 244, 0, 0)) + 2 * i),

@@ -96,6 +96,7 @@ impl Lab {
     /// Counters of the service proxy and the overlay (proof of path).
     pub fn proof(&self) -> Result<Proof> {
         let mut proof = self.proxy.counters(&self.run, &self.plan)?;
+        crate::datapath::add_proof(self.datapath, &self.run, &mut proof)?;
         crate::overlay::add_vxlan_proof(&self.run, &self.plan, &mut proof)?;
         Ok(proof)
     }
@@ -109,7 +110,7 @@ impl Lab {
             matches!(path.client, Endpoint::Pod(_)) || matches!(path.server, Endpoint::Pod(_));
         self.proxy
             .contradiction(path.target, proof)
-            .or_else(|| crate::datapath::contradiction(self.datapath, proof))
+            .or_else(|| crate::datapath::contradiction(self.datapath, &self.plan, path, proof))
             .or_else(|| crate::overlay::contradiction(self.overlay, cross_node && has_pod, proof))
     }
 
@@ -179,10 +180,12 @@ async fn build(
         (_, o) => o,
     };
     net.pod_mtu = crate::overlay::pod_mtu(&net, overlay);
+    net.overlay = overlay.filter(|_| plan.underlay.is_some());
     datapath::wire(datapath, &net).await?;
     if let (Some(o), true) = (overlay, plan.underlay.is_some()) {
         crate::overlay::wire(&net, o).await?;
     }
+    datapath::finish(datapath, &net)?;
     inject_fault("after-wiring")?;
     proxy.install(&net, datapath)?;
     Ok(())

@@ -194,6 +194,7 @@ fn service(proto: Proto, port: u16, backends: &[(Ipv4Addr, u16)]) -> ServiceSpec
         cluster_ip: CLUSTER_IP,
         port,
         proto,
+        node_port: None,
         backends: backends.to_vec(),
     }
 }

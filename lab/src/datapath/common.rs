@@ -18,6 +18,8 @@ pub struct LabNet<'a> {
     pub ledger: &'a Ledger,
     /// MTU of the pods' interfaces when an overlay needs a smaller one.
     pub pod_mtu: Option<u32>,
+    /// How pod traffic crosses nodes (multi-node labs).
+    pub overlay: Option<crate::kinds::Overlay>,
     links: HashMap<String, Netlink>,
 }
 
@@ -45,6 +47,7 @@ impl<'a> LabNet<'a> {
             plan,
             ledger,
             pod_mtu: None,
+            overlay: None,
             links,
         })
     }

@@ -1,13 +1,17 @@
-//! eBPF service load balancing for the `veth-ebpf` and `ipvlan-ebpf`
-//! datapaths: the programs in `bpf/` (compiled by build.rs), their maps,
-//! and attaching them inside lab namespaces.
+//! eBPF host routing (the `veth-ebpf` datapath) and the eBPF service proxy:
+//! the programs in `bpf/` (compiled by build.rs), their maps, and attaching
+//! them inside lab namespaces.
 //!
-//! Two objects share one set of maps, pinned by name under
-//! /sys/fs/bpf/dplab/<run-id>/:
+//! Three objects share one set of maps per node, pinned by name under
+//! /sys/fs/bpf/dplab/<run-id>/nodes/<node>/:
 //! - `tc_veth_lb.o`, program `veth_ingress`: tc ingress of each pod's
-//!   host-side veth; DNAT, reverse NAT, redirect_peer into local pods.
+//!   host-side veth; service DNAT and reverse NAT when services are
+//!   programmed, redirect_peer into local pods.
 //! - `tc_pod_lb.o`, programs `pod_egress` / `pod_ingress`: the pod's own eth0
 //!   inside its namespace; DNAT on the way out, reverse NAT on the way in.
+//! - `tc_netdev_lb.o`, programs `netdev_ingress` / `netdev_egress`: the
+//!   node's underlay link and VXLAN device; node ports reached from other
+//!   nodes, and with host routing the delivery of arriving packets to pods.
 
 mod attach;
 mod counters;
@@ -22,8 +26,12 @@ pub use counters::{pinned_counters, Counters};
 pub use iface::ifindex_and_mac;
 pub use lb::ServiceLb;
 pub use loader::{check_classifier, LbProgram};
-pub use maps::{Endpoint, Proto, RedirectMode, ServiceSpec};
-pub use pins::{bpffs_mounted, ensure_bpffs, list_pinned_runs, pin_dir, remove_pins, PIN_ROOT};
+pub use maps::{
+    ConntrackTimeouts, Endpoint, NodeConfig, NodeScope, Proto, RedirectMode, ServiceSpec,
+};
+pub use pins::{
+    bpffs_mounted, ensure_bpffs, list_pinned_runs, node_pin_dir, pin_dir, remove_pins, PIN_ROOT,
+};
 pub use test_run::TestRunOutcome;
 
 use std::path::PathBuf;
@@ -147,8 +155,19 @@ mod objects {
             "/tc_pod_lb.o"
         )))
     }
+    #[cfg(dplab_bpf)]
+    pub fn netdev() -> Option<&'static [u8]> {
+        Some(aya::include_bytes_aligned!(concat!(
+            env!("OUT_DIR"),
+            "/tc_netdev_lb.o"
+        )))
+    }
     #[cfg(not(dplab_bpf))]
     pub fn veth() -> Option<&'static [u8]> {
+        None
+    }
+    #[cfg(not(dplab_bpf))]
+    pub fn netdev() -> Option<&'static [u8]> {
         None
     }
     #[cfg(not(dplab_bpf))]

@@ -29,6 +29,20 @@ pub fn pod_mtu(lab: &LabNet<'_>, overlay: Option<Overlay>) -> Option<u32> {
     })
 }
 
+/// A node's devices towards the other nodes (the same names in every node):
+/// the underlay link, and the VXLAN device on vxlan labs. None on a single
+/// node.
+pub fn edge_links(lab: &LabNet<'_>) -> Vec<String> {
+    if lab.plan.underlay.is_none() {
+        return Vec::new();
+    }
+    let mut links = vec![underlay_link(lab)];
+    if lab.overlay == Some(Overlay::Vxlan) {
+        links.push(vxlan::device(lab));
+    }
+    links
+}
+
 /// Joins the nodes (after the datapath wired each of them).
 pub async fn wire(lab: &LabNet<'_>, overlay: Overlay) -> Result<()> {
     underlay::wire(lab).await?;
