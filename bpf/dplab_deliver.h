@@ -43,15 +43,27 @@ static __always_inline int redirect_to(struct __sk_buff *skb, struct lb_endpoint
 
 /* Local pods get the packet directly; anything else continues up the
  * node's stack. */
-static __always_inline int deliver_local(struct __sk_buff *skb, const struct flow *f,
+static __always_inline int deliver_local(struct __sk_buff *skb, __be32 daddr,
 					 struct lb_counters *c)
 {
-	struct lb_endpoint *ep = local_endpoint(f->daddr);
+	struct lb_endpoint *ep = local_endpoint(daddr);
 	if (!ep) {
 		c->passed++;
 		return TC_ACT_OK;
 	}
 	return redirect_to(skb, ep, c);
+}
+
+/* The same for a packet no service can concern (not TCP or UDP, or a
+ * fragment): IPv4 by its destination, anything else up the stack. */
+static __always_inline int deliver_other(struct __sk_buff *skb, struct lb_counters *c)
+{
+	__be32 daddr;
+	if (!parse_ipv4_daddr(skb, &daddr)) {
+		c->passed++;
+		return TC_ACT_OK;
+	}
+	return deliver_local(skb, daddr, c);
 }
 
 /* Sends the packet out of the node the way the FIB routes its destination

@@ -102,6 +102,21 @@ static __always_inline bool parse_flow(struct __sk_buff *skb, struct flow *f)
 	return true;
 }
 
+/* The destination of any IPv4 packet (ICMP, fragments too): host routing
+ * delivers by address alone. */
+static __always_inline bool parse_ipv4_daddr(struct __sk_buff *skb, __be32 *daddr)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *ip = (void *)(eth + 1);
+
+	if ((void *)(ip + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))
+		return false;
+	*daddr = ip->daddr;
+	return true;
+}
+
 static __always_inline __u32 rotl32(__u32 x, __u32 r)
 {
 	return (x << r) | (x >> (32 - r));

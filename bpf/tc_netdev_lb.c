@@ -25,6 +25,8 @@ int netdev_ingress(struct __sk_buff *skb)
 
 	struct flow f;
 	if (!parse_flow(skb, &f)) {
+		if (cfg->flags & CFG_F_HOST_ROUTING)
+			return deliver_other(skb, c);
 		c->passed++;
 		return TC_ACT_OK;
 	}
@@ -60,7 +62,7 @@ int netdev_ingress(struct __sk_buff *skb)
 		if (nat_done(r))
 			c->rev_nat++;
 	}
-	return deliver_local(skb, &f, c);
+	return deliver_local(skb, f.daddr, c);
 }
 
 SEC("classifier")

@@ -17,10 +17,8 @@ int veth_ingress(struct __sk_buff *skb)
 	c->runs++;
 
 	struct flow f;
-	if (!parse_flow(skb, &f)) {
-		c->passed++;
-		return TC_ACT_OK;
-	}
+	if (!parse_flow(skb, &f))
+		return deliver_other(skb, c);
 
 	enum nat_result r = service_dnat(skb, &f, cfg, AT_SOURCE);
 	if (nat_done(r)) {
@@ -36,7 +34,7 @@ int veth_ingress(struct __sk_buff *skb)
 		c->dropped++;
 		return TC_ACT_SHOT;
 	}
-	return deliver_local(skb, &f, c);
+	return deliver_local(skb, f.daddr, c);
 }
 
 char LICENSE[] SEC("license") = "GPL";
