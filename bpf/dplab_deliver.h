@@ -71,14 +71,13 @@ static __always_inline int deliver_other(struct __sk_buff *skb, struct lb_counte
 static __always_inline int fib_forward(struct __sk_buff *skb, const struct flow *f,
 				       struct lb_counters *c)
 {
+	/* tot_len stays 0: the kernel then checks the MTU against the skb
+	 * itself, which knows GSO (a GRO'd packet is larger than any MTU). */
 	struct bpf_fib_lookup p = {};
-	__be16 tot_len = 0;
-	bpf_skb_load_bytes(skb, ETH_HLEN + offsetof(struct iphdr, tot_len), &tot_len, 2);
 	p.family = AF_INET;
 	p.l4_protocol = f->proto;
 	p.sport = f->sport;
 	p.dport = f->dport;
-	p.tot_len = bpf_ntohs(tot_len);
 	p.ipv4_src = f->saddr;
 	p.ipv4_dst = f->daddr;
 	p.ifindex = skb->ingress_ifindex;

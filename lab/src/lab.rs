@@ -14,7 +14,7 @@ use crate::netns;
 use crate::proof::Proof;
 use crate::service::{self, ServiceProxy};
 use crate::teardown::{teardown_run, TeardownReport};
-use crate::topology::{Endpoint, PathPlan, Plan};
+use crate::topology::{PathPlan, Plan};
 
 /// Held while a lab is being built or torn down, so that a signal handler
 /// tearing down never races with a half-created object.
@@ -104,14 +104,11 @@ impl Lab {
     /// Why a sample's proof delta on `path` contradicts what this lab is:
     /// its proxy, its wiring and its overlay each judge their own counters.
     pub fn contradiction(&self, path: &PathPlan, proof: &Proof) -> Option<String> {
-        let cross_node =
-            self.plan.endpoint_node(path.client) != self.plan.endpoint_node(path.server);
-        let has_pod =
-            matches!(path.client, Endpoint::Pod(_)) || matches!(path.server, Endpoint::Pod(_));
+        let pod_traffic_crosses = crate::overlay::pod_traffic_crosses_nodes(&self.plan, path);
         self.proxy
             .contradiction(path.target, proof)
             .or_else(|| crate::datapath::contradiction(self.datapath, &self.plan, path, proof))
-            .or_else(|| crate::overlay::contradiction(self.overlay, cross_node && has_pod, proof))
+            .or_else(|| crate::overlay::contradiction(self.overlay, pod_traffic_crosses, proof))
     }
 
     /// The address a client reaches node `node` at: its underlay address in
