@@ -89,9 +89,7 @@ pub fn pod_traffic_crosses_nodes(plan: &Plan, path: &PathPlan) -> bool {
             (is_pod(path.client) && node(path.client) != via)
                 || (is_pod(path.server) && node(path.server) != via)
         }
-        _ => {
-            node(path.client) != node(path.server) && (is_pod(path.client) || is_pod(path.server))
-        }
+        _ => node(path.client) != node(path.server) && (is_pod(path.client) || is_pod(path.server)),
     }
 }
 
