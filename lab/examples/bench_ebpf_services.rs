@@ -58,8 +58,7 @@ fn main() {
         ms(t)
     );
     let t = Instant::now();
-    lb.program_services(&services(SMALL, 9090))
-        .expect("update");
+    lb.program_services(&services(SMALL, 9090)).expect("update");
     println!(
         "program {SMALL} services, every backend changed:  {:.1} ms",
         ms(t)
@@ -84,9 +83,7 @@ fn main() {
     let t = Instant::now();
     lb.upsert_service(&one_left).expect("remove an endpoint");
     let endpoint_ms = ms(t);
-    println!(
-        "at {LARGE} services, add one service:               {add_ms:.3} ms (goal < 50 ms)"
-    );
+    println!("at {LARGE} services, add one service:               {add_ms:.3} ms (goal < 50 ms)");
     println!(
         "at {LARGE} services, one service loses a backend:   {endpoint_ms:.3} ms (goal < 50 ms)"
     );
