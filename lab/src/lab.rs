@@ -14,7 +14,7 @@ use crate::netns::netlink::Netlink;
 use crate::proof::Proof;
 use crate::service::{self, ServiceProxy};
 use crate::teardown::{teardown_run, TeardownReport};
-use crate::topology::{Endpoint, PathPlan, Plan};
+use crate::topology::{PathPlan, Plan};
 
 /// Held while a lab is being built or torn down, so that a signal handler
 /// tearing down never races with a half-created object.
@@ -96,6 +96,7 @@ impl Lab {
     /// Counters of the service proxy and the overlay (proof of path).
     pub fn proof(&self) -> Result<Proof> {
         let mut proof = self.proxy.counters(&self.run, &self.plan)?;
+        crate::datapath::add_proof(self.datapath, &self.run, &mut proof)?;
         crate::overlay::add_vxlan_proof(&self.run, &self.plan, &mut proof)?;
         Ok(proof)
     }
@@ -103,14 +104,11 @@ impl Lab {
     /// Why a sample's proof delta on `path` contradicts what this lab is:
     /// its proxy, its wiring and its overlay each judge their own counters.
     pub fn contradiction(&self, path: &PathPlan, proof: &Proof) -> Option<String> {
-        let cross_node =
-            self.plan.endpoint_node(path.client) != self.plan.endpoint_node(path.server);
-        let has_pod =
-            matches!(path.client, Endpoint::Pod(_)) || matches!(path.server, Endpoint::Pod(_));
+        let pod_traffic_crosses = crate::overlay::pod_traffic_crosses_nodes(&self.plan, path);
         self.proxy
             .contradiction(path.target, proof)
-            .or_else(|| crate::datapath::contradiction(self.datapath, proof))
-            .or_else(|| crate::overlay::contradiction(self.overlay, cross_node && has_pod, proof))
+            .or_else(|| crate::datapath::contradiction(self.datapath, &self.plan, path, proof))
+            .or_else(|| crate::overlay::contradiction(self.overlay, pod_traffic_crosses, proof))
     }
 
     /// The address a client reaches node `node` at: its underlay address in
@@ -176,10 +174,12 @@ async fn build(
         (_, o) => o,
     };
     net.pod_mtu = crate::overlay::pod_mtu(&net, overlay);
+    net.overlay = overlay.filter(|_| plan.underlay.is_some());
     datapath::wire(datapath, &net).await?;
     if let (Some(o), true) = (overlay, plan.underlay.is_some()) {
         crate::overlay::wire(&net, o).await?;
     }
+    datapath::finish(datapath, &net)?;
     inject_fault("after-wiring")?;
     proxy.install(&net, datapath)?;
     Ok(())

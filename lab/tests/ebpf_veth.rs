@@ -149,6 +149,7 @@ impl Lab {
             cluster_ip: CLUSTER_IP,
             port: PORT,
             proto: Proto::Tcp,
+            node_port: None,
             backends: vec![(POD_A, PORT)],
         }])?;
         self.lb = Some(lb);
@@ -590,6 +591,7 @@ async fn pod_programs_translate_services_inside_the_pod() {
         cluster_ip: CLUSTER_IP,
         port: PORT,
         proto: Proto::Tcp,
+        node_port: None,
         backends: vec![(POD_A, PORT)],
     }])
     .unwrap();

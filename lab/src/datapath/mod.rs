@@ -3,6 +3,7 @@
 
 mod bridge;
 mod common;
+pub mod ebpf_routing;
 mod ipvlan;
 mod macvlan;
 mod netkit;
@@ -17,12 +18,15 @@ use std::net::Ipv4Addr;
 use futures::TryStreamExt;
 
 use crate::error::Result;
-use crate::kinds::Datapath;
+use crate::kinds::{Datapath, Target};
+use crate::names::RunId;
 use crate::proof::{self, Proof};
-use crate::topology::NodePlan;
+use crate::topology::{Endpoint, NodePlan, PathPlan, Plan};
 
 /// Proof counter of eBPF host routing: packets handed straight to a pod.
 pub const REDIRECTED: &str = "bpf_redirected";
+/// Proof counter: packets the lab's eBPF programs dropped.
+pub const DROPPED: &str = "bpf_dropped";
 
 /// One way of wiring pods to nodes.
 // Used only inside the crate on one runtime, so Send bounds do not matter.
@@ -79,6 +83,31 @@ pub async fn wire(kind: Datapath, lab: &LabNet<'_>) -> Result<()> {
     }
 }
 
+/// Finishes the wiring once the nodes are joined (after the overlay, whose
+/// devices eBPF host routing attaches to).
+pub fn finish(kind: Datapath, lab: &LabNet<'_>) -> Result<()> {
+    if has_ebpf_host_routing(kind) {
+        ebpf_routing::install(lab, kind)
+    } else {
+        Ok(())
+    }
+}
+
+/// Whether the wiring delivers packets to pods with eBPF programs of its
+/// own (the `-ebpf` datapaths with a node-side device per pod).
+pub fn has_ebpf_host_routing(kind: Datapath) -> bool {
+    matches!(kind, Datapath::VethEbpf | Datapath::NetkitEbpf)
+}
+
+/// Adds the wiring's own proof counters (eBPF host routing's).
+pub fn add_proof(kind: Datapath, run: &RunId, proof: &mut Proof) -> Result<()> {
+    if has_ebpf_host_routing(kind) {
+        ebpf_routing::add_proof(run, proof)
+    } else {
+        Ok(())
+    }
+}
+
 /// Whether cluster IPs on this datapath need pod-to-pod masquerading: on
 /// the child-link datapaths (macvlan, ipvlan) pod-to-pod traffic stays
 /// inside the driver and skips the node's stack, so the node must
@@ -109,12 +138,39 @@ pub fn pod_gateway(kind: Datapath, node: &NodePlan) -> Ipv4Addr {
     }
 }
 
-/// Why a sample's proof contradicts the wiring, if it does: eBPF host
-/// routing must hand packets between pods itself.
-pub fn contradiction(kind: Datapath, proof: &Proof) -> Option<String> {
-    (matches!(kind, Datapath::VethEbpf | Datapath::NetkitEbpf)
-        && proof::get(proof, REDIRECTED) == 0)
-        .then(|| format!("proof: no packet was redirected between pods by eBPF ({REDIRECTED} = 0)"))
+/// Why a sample's proof on `path` contradicts the wiring, if it does: eBPF
+/// host routing must hand the packets to the pods itself wherever a pod
+/// talks to anything but its own node, and no eBPF program may drop
+/// packets of a measurement.
+pub fn contradiction(
+    kind: Datapath,
+    plan: &Plan,
+    path: &PathPlan,
+    proof: &Proof,
+) -> Option<String> {
+    if has_ebpf_host_routing(kind) && host_routed(plan, path) && proof::get(proof, REDIRECTED) == 0 {
+        return Some(format!(
+            "proof: no packet was handed to a pod by eBPF host routing ({REDIRECTED} = 0)"
+        ));
+    }
+    ebpf_routing::drop_contradiction(proof)
+}
+
+/// Whether some packet of `path` reaches a pod from outside the pod's own
+/// node's stack (another pod, or another node), which host routing
+/// delivers. A node port is the node the client connects to.
+fn host_routed(plan: &Plan, path: &PathPlan) -> bool {
+    let peer = match (path.target, path.via) {
+        (Target::NodePort, Some(via)) => Endpoint::Node(via),
+        _ => path.server,
+    };
+    match (path.client, peer) {
+        (Endpoint::Node(_), Endpoint::Node(_)) => false,
+        (Endpoint::Pod(p), Endpoint::Node(n)) | (Endpoint::Node(n), Endpoint::Pod(p)) => {
+            plan.pods[p].node != n
+        }
+        (Endpoint::Pod(_), Endpoint::Pod(_)) => true,
+    }
 }
 
 /// Pods wired at once. Their requests queue on the node's connection and
