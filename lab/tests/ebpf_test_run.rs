@@ -4,9 +4,12 @@
 use std::net::Ipv4Addr;
 
 use dplab::ebpf::{
-    remove_pins, unavailable_reason, Endpoint, LbProgram, Proto, RedirectMode, ServiceLb,
-    ServiceSpec, TC_ACT_OK, TC_ACT_REDIRECT, TC_ACT_SHOT,
+    remove_pins, Endpoint, LbProgram, Proto, RedirectMode, ServiceLb, ServiceSpec, TC_ACT_OK,
+    TC_ACT_REDIRECT, TC_ACT_SHOT,
 };
+
+#[path = "../../tests/common/skip.rs"]
+mod skip;
 
 const CLIENT: Ipv4Addr = Ipv4Addr::new(192, 168, 10, 11);
 const BACKEND: Ipv4Addr = Ipv4Addr::new(192, 168, 10, 10);
@@ -156,12 +159,7 @@ struct Lab {
 
 impl Lab {
     fn new(name: &str) -> Option<Lab> {
-        if !nix::unistd::geteuid().is_root() {
-            println!("SKIPPED: {name}: needs root for BPF_PROG_TEST_RUN");
-            return None;
-        }
-        if let Some(reason) = unavailable_reason() {
-            println!("SKIPPED: {name}: eBPF unavailable: {reason}");
+        if !skip::ebpf(name) {
             return None;
         }
         let run_id = format!("dltt{}-{name}", std::process::id());

@@ -260,7 +260,7 @@ protocol = "udp"
 backends = ["pod-c"]
 "#;
 
-    fn plan() -> Plan {
+    fn topology() -> Plan {
         crate::topology::parse(Path::new("t.toml"), TOPO).unwrap()
     }
 
@@ -268,7 +268,7 @@ backends = ["pod-c"]
 
     #[test]
     fn batch_has_a_virtual_server_per_cluster_ip_and_node_address() {
-        let batch = ipvs_batch(&plan(), &NODE);
+        let batch = ipvs_batch(&topology(), &NODE);
         let lines: Vec<&str> = batch.lines().collect();
         assert_eq!(
             lines,
@@ -287,7 +287,7 @@ backends = ["pod-c"]
 
     #[test]
     fn removing_an_endpoint_deletes_its_real_servers_and_hairpin() {
-        let mut plan = plan();
+        let mut plan = topology();
         plan.services[0].backends.retain(|&p| p != 0);
         let change = ServiceChange::RemoveEndpoint { service: 0, pod: 0 };
         assert_eq!(
@@ -301,14 +301,14 @@ backends = ["pod-c"]
             "a declared chain would be flushed: {rules}"
         );
         // The deleted rule is exactly the one the install added.
-        let installed = masquerade_rules(&plan(), 0, false);
+        let installed = masquerade_rules(&topology(), 0, false);
         let deleted = rules.lines().nth(1).unwrap().replacen("-D", "-A", 1);
         assert!(installed.lines().any(|l| l == deleted), "{deleted}");
     }
 
     #[test]
     fn adding_a_service_appends_only_its_rules() {
-        let plan = plan();
+        let plan = topology();
         let change = ServiceChange::AddService(plan.services[1].clone());
         assert_eq!(
             ipvs_change(&plan, &NODE, &change),
@@ -324,7 +324,7 @@ backends = ["pod-c"]
 
     #[test]
     fn masquerade_rules_follow_kube_proxy_ipvs_mode() {
-        let rules = masquerade_rules(&plan(), 0, false);
+        let rules = masquerade_rules(&topology(), 0, false);
         assert!(rules.starts_with("*nat\n") && rules.ends_with("COMMIT\n"));
         assert!(rules.contains("-A DPLAB-NODEPORTS -p tcp -m tcp --dport 30080 -m comment --comment \"web node port\" -j DPLAB-MARK-MASQ"));
         assert!(rules.contains("-A DPLAB-CLUSTER-IP -s 192.168.10.0/24 -m comment --comment \"dplab pod clients keep their address\" -j RETURN"));
@@ -335,7 +335,7 @@ backends = ["pod-c"]
             "IPVS translates, iptables only masquerades"
         );
         assert!(!rules.contains("-s 192.168.10.0/24 -d 192.168.10.0/24"));
-        assert!(masquerade_rules(&plan(), 0, true)
+        assert!(masquerade_rules(&topology(), 0, true)
             .contains("-A DPLAB-POSTROUTING -s 192.168.10.0/24 -d 192.168.10.0/24"));
     }
 
