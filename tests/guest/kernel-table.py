@@ -38,14 +38,12 @@ def row_keys(all_cells):
             key = (c["datapath"], None)
         if key not in keys:
             keys.append(key)
-    # Pod-IP row first within each datapath.
+    # Per datapath: its pod-IP row, then its proxies.
     datapaths = []
     for d, _ in keys:
         if d not in datapaths:
             datapaths.append(d)
-    return [k for d in datapaths for k in keys if k[0] == d and k[1] is None] + [
-        k for d in datapaths for k in keys if k[0] == d and k[1] is not None
-    ]
+    return [k for d in datapaths for k in sorted((k for k in keys if k[0] == d), key=lambda k: k[1] is not None)]
 
 
 def cells_of(results, key):
@@ -67,14 +65,12 @@ def summarize(cells, notes):
     worst = min(cells, key=lambda c: SEVERITY.index(c["status"]))
     if worst["status"] == "ok":
         return "ok"
-    marks = sorted(
-        {
-            notes.mark(f'{c["workload"]}: {c["status"]}: {plain_reason(c["reason"])}')
-            for c in cells
-            if c["status"] == worst["status"]
-        }
-    )
-    return f'{worst["status"]} ' + "".join(f"[{m}]" for m in marks)
+    worst_cells = [c for c in cells if c["status"] == worst["status"]]
+    marks = sorted({notes.mark(f'{c["status"]}: {plain_reason(c["reason"])}') for c in worst_cells})
+    which = ""
+    if len(worst_cells) < len(cells):
+        which = " (" + ", ".join(c["workload"] for c in worst_cells) + ")"
+    return f'{worst["status"]}{which} ' + "".join(f"[{m}]" for m in marks)
 
 
 def render(columns):
