@@ -165,10 +165,11 @@ pub fn unsupported_reason(stderr: &str) -> Option<String> {
     (!lines.is_empty()).then(|| lines.join(" "))
 }
 
-/// `dplab up` of `datapath` with `proxy`: None, after a loud skip (or a
-/// failure if DPLAB_REQUIRE promises both), when this kernel cannot.
-pub fn up_or_skip(test: &str, datapath: &str, proxy: &str) -> Option<String> {
-    match up_with(BLOG, datapath, proxy) {
+/// `dplab up` of `topology` with `datapath` and `proxy`: None, after a loud
+/// skip (or a failure if DPLAB_REQUIRE promises both), when this kernel
+/// cannot.
+pub fn up_or_skip(test: &str, topology: &str, datapath: &str, proxy: &str) -> Option<String> {
+    match up_with(topology, datapath, proxy) {
         Ok(run) => Some(run),
         Err(stderr) => match unsupported_reason(&stderr) {
             Some(reason) => {

@@ -25,8 +25,8 @@ use crate::netns;
 use crate::proof::Proof;
 use crate::topology::Plan;
 
-/// Proof counter: packets through dplab's IPVS virtual servers (in and
-/// out), all nodes.
+/// Proof counter: packets IPVS translated (in and out), all nodes. Every
+/// virtual server of a node namespace is dplab's.
 pub const PACKETS: &str = "ipvs_packets";
 
 /// Short name of the dummy link, after the run prefix: `dl3f9a-ipvs0`.
@@ -84,9 +84,7 @@ impl ServiceProxy for Ipvs {
         let mut dnat = 0;
         for node in &plan.nodes {
             let ns = run.netns(&node.name);
-            let listing =
-                command::run_in(&ns, "ipvsadm", &["-L", "-n", "--stats", "--exact"], None)?;
-            packets += ipvs_rules::vs_packets(&listing)
+            packets += ipvs_rules::percpu_packets(&read_percpu_stats(&ns)?)
                 .map_err(|e| LabError::Other(format!("reading IPVS counters in {ns}: {e}")))?;
             // No DNAT rule is installed, and the proof shows it: a DNAT
             // packet would mean the traffic took another path.
@@ -198,6 +196,14 @@ pub fn node_addresses(plan: &Plan, node: usize, datapath: Datapath) -> Vec<Ipv4A
     let mut out = vec![datapath::pod_gateway(datapath, n)];
     out.extend(n.underlay_ip);
     out
+}
+
+/// IPVS's per-CPU counters of namespace `ns`. /proc/net follows the
+/// process's namespace, /proc/thread-self/net the entering thread's.
+fn read_percpu_stats(ns: &str) -> Result<String> {
+    const STATS: &str = "/proc/thread-self/net/ip_vs_stats_percpu";
+    netns::run_in(ns, || std::fs::read_to_string(STATS))?
+        .map_err(|e| LabError::Other(format!("reading IPVS counters in {ns}: {STATS}: {e}")))
 }
 
 /// Loads a batch with one `ipvsadm -R` inside namespace `ns`.

@@ -201,31 +201,26 @@ pub fn masquerade_change(plan: &Plan, change: &ServiceChange) -> String {
     format!("*nat\n{rules}COMMIT\n")
 }
 
-/// Sum of the packet counters (InPkts + OutPkts) of every virtual server in
-/// `ipvsadm -L -n --stats --exact` output. Real-server lines (`  -> `)
-/// repeat their virtual server's packets and are left out.
-pub fn vs_packets(listing: &str) -> Result<i64, String> {
+/// Packets IPVS translated in a namespace, in and out, from
+/// /proc/net/ip_vs_stats_percpu: the per-CPU lines (hex) are live, unlike
+/// the `~` total and `ipvsadm --stats`, which the rate estimator refreshes
+/// only every 2 s (a 1 s sample could read nothing).
+pub fn percpu_packets(stats: &str) -> Result<i64, String> {
     let mut total = 0;
-    for line in listing.lines() {
-        let mut fields = line.split_whitespace();
-        if !matches!(fields.next(), Some("TCP" | "UDP" | "SCTP")) {
-            continue;
-        }
-        let numbers: Vec<i64> = fields
-            .skip(1)
-            .map(|f| f.parse::<i64>())
-            .collect::<Result<_, _>>()
-            .map_err(|e| format!("ipvsadm --stats line \"{line}\": {e}"))?;
-        match numbers.as_slice() {
-            [_conns, in_pkts, out_pkts, _in_bytes, _out_bytes] => total += in_pkts + out_pkts,
-            _ => {
-                return Err(format!(
-                    "ipvsadm --stats line \"{line}\": expected 5 counters"
-                ))
+    for line in stats.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        match fields.first() {
+            Some(&"~") => return Ok(total),
+            Some(cpu) if u32::from_str_radix(cpu, 16).is_ok() && fields.len() == 6 => {
+                for f in &fields[2..4] {
+                    total += i64::from_str_radix(f, 16)
+                        .map_err(|e| format!("ip_vs_stats_percpu line \"{line}\": {e}"))?;
+                }
             }
+            _ => {}
         }
     }
-    Ok(total)
+    Err("ip_vs_stats_percpu has no \"~\" total line: unknown format".into())
 }
 
 #[cfg(test)]
@@ -340,20 +335,20 @@ backends = ["pod-c"]
     }
 
     #[test]
-    fn virtual_server_packets_are_summed_without_real_servers() {
-        let listing = "IP Virtual Server version 1.2.1 (size=4096)
-Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes
-  -> RemoteAddress:Port
-TCP  10.96.0.10:80                       2       30       20     1904     1380
-  -> 192.168.10.10:8080                  2       30       20     1904     1380
-UDP  10.96.0.53:53                       1        4        3      200      150
-  -> 192.168.10.12:53                    1        4        3      200      150
+    fn live_per_cpu_packets_are_summed_in_and_out() {
+        // As kernel 6.12 prints it (hex), after the estimator's total lags.
+        let stats = "       Total Incoming Outgoing         Incoming         Outgoing
+CPU    Conns  Packets  Packets            Bytes            Bytes
+  0        2       1E       14              770              564
+  1        1        A        0              258                0
+  ~        0        0        0                0                0
+
+     Conns/s   Pkts/s   Pkts/s          Bytes/s          Bytes/s
+           0        0        0                0                0
 ";
-        assert_eq!(vs_packets(listing), Ok(57));
-        assert_eq!(
-            vs_packets("IP Virtual Server version 1.2.1 (size=4096)\n"),
-            Ok(0)
-        );
-        assert!(vs_packets("TCP  10.96.0.10:80  2 30 20 1K 1K\n").is_err());
+        assert_eq!(percpu_packets(stats), Ok(0x1e + 0x14 + 0xa));
+        assert!(percpu_packets("CPU Conns\n  0 1 2 3 4 5\n").is_err());
+        assert!(percpu_packets("  0 1 2 3 4 zz\n  ~ 0 0 0 0 0\n").is_ok());
+        assert!(percpu_packets("  0 1 2 x 4 5\n  ~ 0 0 0 0 0\n").is_err());
     }
 }
