@@ -6,6 +6,8 @@
 pub mod compat;
 pub mod ebpf;
 pub mod iptables;
+pub mod ipvs;
+mod ipvs_rules;
 pub mod nftables;
 pub mod socket_lb;
 
@@ -95,6 +97,7 @@ pub const TRANSLATION_COUNTERS: &[&str] = &[
     iptables::DNAT_PACKETS,
     nftables::DNAT_PACKETS,
     ebpf::SERVICE_HITS,
+    ipvs::PACKETS,
     socket_lb::REWRITES,
 ];
 
@@ -104,6 +107,7 @@ pub fn create(kind: ProxyKind) -> Result<Box<dyn ServiceProxy>> {
         ProxyKind::Iptables => Ok(Box::new(iptables::Iptables::default())),
         ProxyKind::Nftables => Ok(Box::new(nftables::Nftables::default())),
         ProxyKind::Ebpf => Ok(Box::new(ebpf::EbpfProxy::default())),
+        ProxyKind::Ipvs => Ok(Box::new(ipvs::Ipvs::default())),
         ProxyKind::SocketLb => Ok(Box::new(socket_lb::SocketLbProxy::default())),
         other => Err(crate::error::LabError::Unsupported(format!(
             "the {other} service proxy is not built into this dplab"

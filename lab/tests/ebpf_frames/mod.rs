@@ -6,7 +6,10 @@
 
 use std::net::Ipv4Addr;
 
-use dplab::ebpf::{remove_pins, unavailable_reason, LbProgram, Proto, ServiceLb, ServiceSpec};
+use dplab::ebpf::{remove_pins, LbProgram, Proto, ServiceLb, ServiceSpec};
+
+#[path = "../../../tests/common/skip.rs"]
+mod skip;
 
 pub const CLIENT: Ipv4Addr = Ipv4Addr::new(192, 168, 10, 11);
 pub const BACKEND: Ipv4Addr = Ipv4Addr::new(192, 168, 10, 10);
@@ -166,12 +169,7 @@ pub struct Lab {
 
 impl Lab {
     pub fn new(name: &str) -> Option<Lab> {
-        if !nix::unistd::geteuid().is_root() {
-            println!("SKIPPED: {name}: needs root for BPF_PROG_TEST_RUN");
-            return None;
-        }
-        if let Some(reason) = unavailable_reason() {
-            println!("SKIPPED: {name}: eBPF unavailable: {reason}");
+        if !skip::ebpf(name) {
             return None;
         }
         let run_id = format!("dltt{}-{name}", std::process::id());
