@@ -31,6 +31,8 @@ pub struct Lab {
     pub ledger: Ledger,
     pub setup_ms: f64,
     pub proxy: Box<dyn ServiceProxy>,
+    /// How the wiring's own eBPF programs (host routing) were attached.
+    routing_attach: Option<String>,
 }
 
 impl Lab {
@@ -66,11 +68,11 @@ impl Lab {
         let built = match service::create(proxy) {
             Ok(mut proxy) => build(plan, datapath, overlay, &run, &ledger, proxy.as_mut())
                 .await
-                .map(|()| proxy),
+                .map(|routing| (proxy, routing)),
             Err(e) => Err(e),
         };
         match built {
-            Ok(proxy) => {
+            Ok((proxy, routing_attach)) => {
                 drop(guard);
                 Ok(Lab {
                     run,
@@ -80,6 +82,7 @@ impl Lab {
                     ledger,
                     setup_ms: start.elapsed().as_secs_f64() * 1000.0,
                     proxy,
+                    routing_attach,
                 })
             }
             Err(e) => {
@@ -91,6 +94,17 @@ impl Lab {
                 Err(err)
             }
         }
+    }
+
+    /// How the lab's eBPF programs (host routing and proxy) were attached:
+    /// `tcx`, `netlink`, `netkit`, `+`-joined; None without eBPF programs.
+    pub fn bpf_attach(&self) -> Option<String> {
+        crate::ebpf::join_attach_kinds(
+            self.routing_attach
+                .clone()
+                .into_iter()
+                .chain(self.proxy.bpf_attach()),
+        )
     }
 
     /// Counters of the service proxy and the overlay (proof of path).
@@ -158,7 +172,7 @@ async fn build(
     run: &RunId,
     ledger: &Ledger,
     proxy: &mut dyn ServiceProxy,
-) -> Result<()> {
+) -> Result<Option<String>> {
     // Journal every namespace with one sync, then create them all on a few
     // threads, each opening its netlink connection while inside.
     let namespaces = LabNet::namespaces(run, plan);
@@ -179,10 +193,10 @@ async fn build(
     if let (Some(o), true) = (overlay, plan.underlay.is_some()) {
         crate::overlay::wire(&net, o).await?;
     }
-    datapath::finish(datapath, &net)?;
+    let routing_attach = datapath::finish(datapath, &net)?;
     inject_fault("after-wiring")?;
     proxy.install(&net, datapath)?;
-    Ok(())
+    Ok(routing_attach)
 }
 
 /// Test hook: `DPLAB_INJECT_FAULT=<step>` makes setup fail at that step, to

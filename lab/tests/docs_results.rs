@@ -59,6 +59,7 @@ fn everything_set() -> Results {
                 client: Some(0),
                 server: Some(1),
             }),
+            tc_attach: Some("tcx".into()),
         },
         cells: vec![Cell {
             datapath: "veth-routed".into(),
@@ -80,6 +81,7 @@ fn everything_set() -> Results {
             )]),
             proof: BTreeMap::from([("iptables_dnat_packets".to_string(), 1)]),
             conditions: Some(seen),
+            bpf_attach: Some("tcx".into()),
         }],
         conditions: Some(Conditions {
             thresholds: Thresholds::for_cpus(2),
@@ -152,10 +154,15 @@ fn every_results_json_key_is_documented() {
 
 /// Every status, by a match that stops compiling when one is added.
 fn statuses() -> Vec<CellStatus> {
-    let all = [CellStatus::Ok, CellStatus::Skipped, CellStatus::Failed];
+    let all = [
+        CellStatus::Ok,
+        CellStatus::Skipped,
+        CellStatus::Unreachable,
+        CellStatus::Failed,
+    ];
     for s in all {
         match s {
-            CellStatus::Ok | CellStatus::Skipped | CellStatus::Failed => {}
+            CellStatus::Ok | CellStatus::Skipped | CellStatus::Unreachable | CellStatus::Failed => {}
         }
     }
     all.to_vec()

@@ -86,7 +86,7 @@ pub async fn up(
             String::new()
         }
     );
-    if let Some(kinds) = lab.proxy.bpf_attach() {
+    if let Some(kinds) = lab.bpf_attach() {
         log::info!(
             "eBPF programs attached by {kinds} ({})",
             describe_attach(&kinds)

@@ -25,7 +25,7 @@ use crate::topology::Plan;
 /// Loads every node's programs, fills its endpoint map with its pods and
 /// attaches the programs: on each pod's node-side veth, and on the node's
 /// overlay devices (multi-node labs; they must exist already).
-pub fn install(lab: &LabNet<'_>, datapath: Datapath) -> Result<()> {
+pub fn install(lab: &LabNet<'_>, datapath: Datapath) -> Result<Option<String>> {
     if let Some(reason) = ebpf::unavailable_reason() {
         return Err(LabError::Unsupported(format!(
             "eBPF datapaths unavailable: {reason}"
@@ -35,6 +35,7 @@ pub fn install(lab: &LabNet<'_>, datapath: Datapath) -> Result<()> {
         path: lab.run.bpffs_dir(),
     })?;
     let edges = crate::overlay::edge_links(lab);
+    let mut kinds = Vec::new();
     for node in 0..lab.plan.nodes.len() {
         let mut lb = load_node(lab, datapath, node)?;
         let node_ns = lab.node_ns(node);
@@ -72,8 +73,9 @@ pub fn install(lab: &LabNet<'_>, datapath: Datapath) -> Result<()> {
         for dev in &edges {
             lb.attach_netdev(&node_ns, dev).map_err(lab_error)?;
         }
+        kinds.extend(lb.attach_kinds());
     }
-    Ok(())
+    Ok(ebpf::join_attach_kinds(kinds.into_iter()))
 }
 
 /// Loads node `node`'s programs on its own maps, told which node they

@@ -84,12 +84,13 @@ pub async fn wire(kind: Datapath, lab: &LabNet<'_>) -> Result<()> {
 }
 
 /// Finishes the wiring once the nodes are joined (after the overlay, whose
-/// devices eBPF host routing attaches to).
-pub fn finish(kind: Datapath, lab: &LabNet<'_>) -> Result<()> {
+/// devices eBPF host routing attaches to); says how its eBPF programs were
+/// attached, if it has any.
+pub fn finish(kind: Datapath, lab: &LabNet<'_>) -> Result<Option<String>> {
     if has_ebpf_host_routing(kind) {
         ebpf_routing::install(lab, kind)
     } else {
-        Ok(())
+        Ok(None)
     }
 }
 
@@ -148,7 +149,8 @@ pub fn contradiction(
     path: &PathPlan,
     proof: &Proof,
 ) -> Option<String> {
-    if has_ebpf_host_routing(kind) && host_routed(plan, path) && proof::get(proof, REDIRECTED) == 0 {
+    if has_ebpf_host_routing(kind) && host_routed(plan, path) && proof::get(proof, REDIRECTED) == 0
+    {
         return Some(format!(
             "proof: no packet was handed to a pod by eBPF host routing ({REDIRECTED} = 0)"
         ));

@@ -162,13 +162,8 @@ impl ServiceLb {
     /// Multi-node labs: attaches `netdev_ingress` and `netdev_egress` to a
     /// node's underlay link or VXLAN device `ifname` in namespace `netns`.
     pub fn attach_netdev(&mut self, netns: &str, ifname: &str) -> Result<()> {
-        self.attach(
-            LbProgram::NetdevIngress,
-            netns,
-            ifname,
-            TcAttachType::Ingress,
-        )?;
-        self.attach(LbProgram::NetdevEgress, netns, ifname, TcAttachType::Egress)
+        self.attach(LbProgram::NetdevIngress, netns, ifname, "ingress")?;
+        self.attach(LbProgram::NetdevEgress, netns, ifname, "egress")
     }
 
     fn attach(

@@ -42,6 +42,17 @@ pub use tc_mode::{TcAttachMode, FORCE_ENV as TC_ATTACH_ENV};
 pub use tc_netlink::{delete_clsact, detach_filter, has_clsact};
 pub use test_run::TestRunOutcome;
 
+/// Attach kinds of several load balancers (`tcx`, `netlink`, `netkit`,
+/// each `+`-joined) as one sorted `+`-joined list, None when empty.
+pub fn join_attach_kinds(kinds: impl Iterator<Item = String>) -> Option<String> {
+    let mut all: Vec<String> = kinds
+        .flat_map(|k| k.split('+').map(str::to_string).collect::<Vec<_>>())
+        .collect();
+    all.sort_unstable();
+    all.dedup();
+    (!all.is_empty()).then(|| all.join("+"))
+}
+
 use std::path::PathBuf;
 
 /// tc verdicts the programs return (linux/pkt_cls.h).

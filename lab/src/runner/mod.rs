@@ -209,7 +209,7 @@ pub async fn run_matrix(
                 measured.push(n);
                 tally.reps_tried = rep + 1;
                 tally.setups_ms.push(lab.setup_ms);
-                tally.bpf_attach = tally.bpf_attach.take().or(lab.proxy.bpf_attach());
+                tally.bpf_attach = tally.bpf_attach.take().or(lab.bpf_attach());
                 if tally.is_done() {
                     continue;
                 }

@@ -171,6 +171,6 @@ impl ServiceProxy for EbpfProxy {
     }
 
     fn bpf_attach(&self) -> Option<String> {
-        self.lb.as_ref().and_then(ServiceLb::attach_kinds)
+        crate::ebpf::join_attach_kinds(self.nodes.iter().filter_map(ServiceLb::attach_kinds))
     }
 }

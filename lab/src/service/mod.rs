@@ -109,9 +109,6 @@ pub fn create(kind: ProxyKind) -> Result<Box<dyn ServiceProxy>> {
         ProxyKind::Ebpf => Ok(Box::new(ebpf::EbpfProxy::default())),
         ProxyKind::Ipvs => Ok(Box::new(ipvs::Ipvs::default())),
         ProxyKind::SocketLb => Ok(Box::new(socket_lb::SocketLbProxy::default())),
-        other => Err(crate::error::LabError::Unsupported(format!(
-            "the {other} service proxy is not built into this dplab"
-        ))),
     }
 }
 
