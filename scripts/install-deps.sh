@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs what dplab needs on a fresh Debian machine: the eBPF compiler,
-# iptables, the reference measurement tools and the report renderer.
+# iptables and nftables, the reference measurement tools and the report renderer.
 # Idempotent: a second run installs nothing.
 set -euo pipefail
 
-packages=(clang llvm libbpf-dev iptables iperf3 qperf iputils-ping iproute2 bpftool librsvg2-bin apache2-utils)
+packages=(clang llvm libbpf-dev iptables nftables iperf3 qperf iputils-ping iproute2 bpftool librsvg2-bin apache2-utils)
 
 missing=()
 for p in "${packages[@]}"; do
