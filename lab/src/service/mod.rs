@@ -6,6 +6,8 @@
 pub mod compat;
 pub mod ebpf;
 pub mod iptables;
+pub mod nftables;
+pub mod nftables_rules;
 
 pub use compat::{pairing, Pairing};
 
@@ -83,12 +85,17 @@ pub trait ServiceProxy: Send {
 
 /// The translation counters of every proxy; a lab reads only its own
 /// proxy's, plus those that prove the absence of another path.
-pub const TRANSLATION_COUNTERS: &[&str] = &[iptables::DNAT_PACKETS, ebpf::SERVICE_HITS];
+pub const TRANSLATION_COUNTERS: &[&str] = &[
+    iptables::DNAT_PACKETS,
+    nftables::DNAT_PACKETS,
+    ebpf::SERVICE_HITS,
+];
 
 /// A fresh proxy of `kind`, ready to install.
 pub fn create(kind: ProxyKind) -> Result<Box<dyn ServiceProxy>> {
     match kind {
         ProxyKind::Iptables => Ok(Box::new(iptables::Iptables::default())),
+        ProxyKind::Nftables => Ok(Box::new(nftables::Nftables::default())),
         ProxyKind::Ebpf => Ok(Box::new(ebpf::EbpfProxy::default())),
         other => Err(crate::error::LabError::Unsupported(format!(
             "the {other} service proxy is not built into this dplab"
