@@ -152,8 +152,8 @@ pub fn render_change(plan: &Plan, change: &ServiceChange) -> String {
     let w = &mut out;
     match change {
         ServiceChange::AddService(svc) => {
-            // Chains first: the map elements and vmaps point at them.
-            for (name, rules) in service_chains(plan, svc).into_iter().rev() {
+            // Chains before the map elements that point at them.
+            for (name, rules) in service_chains(plan, svc) {
                 add_chain(w, &name, &rules);
             }
             if let Some(element) = node_port_element(svc) {
@@ -175,26 +175,10 @@ pub fn render_change(plan: &Plan, change: &ServiceChange) -> String {
     out
 }
 
-/// The chains of one service with their rules, in dependency order
-/// (referenced chains after their referrers, as `nft list` shows them).
+/// The chains of one service with their rules, each after the chains it
+/// jumps to: endpoints, the service chain, the node-port chain.
 fn service_chains(plan: &Plan, svc: &ServicePlan) -> Vec<(String, Vec<String>)> {
     let mut chains = Vec::new();
-    if svc.node_port.is_some() {
-        chains.push((
-            external_chain(svc),
-            vec![
-                format!(
-                    "jump mark-for-masquerade comment \"{}: masquerade node-port traffic\"",
-                    svc.name
-                ),
-                format!("goto {}", service_chain(svc)),
-            ],
-        ));
-    }
-    chains.push((
-        service_chain(svc),
-        pick_endpoint(plan, svc).into_iter().collect(),
-    ));
     for &pod in &svc.backends {
         let backend = &plan.pods[pod];
         let label = format!("{} -> {}", svc.name, backend.name);
@@ -211,6 +195,22 @@ fn service_chains(plan: &Plan, svc: &ServicePlan) -> Vec<(String, Vec<String>)> 
                     backend.address,
                     svc.target_port
                 ),
+            ],
+        ));
+    }
+    chains.push((
+        service_chain(svc),
+        pick_endpoint(plan, svc).into_iter().collect(),
+    ));
+    if svc.node_port.is_some() {
+        chains.push((
+            external_chain(svc),
+            vec![
+                format!(
+                    "jump mark-for-masquerade comment \"{}: masquerade node-port traffic\"",
+                    svc.name
+                ),
+                format!("goto {}", service_chain(svc)),
             ],
         ));
     }
