@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what dplab needs on a fresh Debian machine: the eBPF compiler,
-# iptables and nftables, the reference measurement tools and the report renderer.
+# iptables and nftables (nft), the reference measurement tools and the
+# report renderer.
 # Idempotent: a second run installs nothing.
 set -euo pipefail
 

@@ -126,7 +126,7 @@ fn service(i: usize, endpoints: usize) -> ServicePlan {
         port: 80,
         target_port: 8080,
         protocol: dplab::topology::Protocol::Tcp,
-        node_port: (i % 10 == 0).then(|| 30_000 + (i / 10) as u16),
+        node_port: i.is_multiple_of(10).then(|| 30_000 + (i / 10) as u16),
         backends: (0..endpoints).map(|e| (i + e) % PODS).collect(),
     }
 }

@@ -5,10 +5,11 @@
 //! `nft -j list table`.
 //!
 //! Driven through the `nft` program, as kube-proxy does through knftables:
-//! the text is the same a person would type or read in `nft list`, so the
-//! golden files are loadable rulesets, and nft does the netlink encoding of
-//! numgen, verdict maps with concatenated keys and fib, which the Rust
-//! netlink crates cover only partly.
+//! the text is what a person types or reads in `nft list`, so the golden
+//! files are loadable rulesets, and nft encodes numgen, verdict maps with
+//! concatenated keys and fib, which rustables 0.8 (the netlink crate) has
+//! no expressions for; the `nftables` crate drives the same nft program
+//! through JSON, adding a schema layer but no speed.
 
 use serde_json::Value;
 
