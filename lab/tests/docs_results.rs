@@ -162,7 +162,8 @@ fn statuses() -> Vec<CellStatus> {
     ];
     for s in all {
         match s {
-            CellStatus::Ok | CellStatus::Skipped | CellStatus::Unreachable | CellStatus::Failed => {}
+            CellStatus::Ok | CellStatus::Skipped | CellStatus::Unreachable | CellStatus::Failed => {
+            }
         }
     }
     all.to_vec()

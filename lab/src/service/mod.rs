@@ -9,6 +9,7 @@ pub mod iptables;
 pub mod ipvs;
 mod ipvs_rules;
 pub mod nftables;
+pub mod nftables_rules;
 pub mod socket_lb;
 
 pub use compat::{pairing, Pairing};
