@@ -518,8 +518,7 @@ async fn veth_ebpf_service_and_pod_traffic_then_clean_teardown() {
 /// qdiscs, leaving the node namespace as it was.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn netlink_attach_carries_traffic_and_leaves_no_qdisc() {
-    if let Some(reason) = skip_reason() {
-        println!("SKIPPED: veth-ebpf by netlink: {reason}");
+    if !skip::ebpf("veth-ebpf by netlink") {
         return;
     }
     let prefix = "dltn";
