@@ -20,6 +20,7 @@ pub async fn run(flags: RunArgs) -> Result<u8, Failure> {
         add_extra_services(&mut plan, flags.extra_services)?;
     }
     let opts = options(&plan, &flags)?;
+    log::debug!("run options: {opts:?}");
     super::require_root()?;
     let started = chrono::Utc::now();
     let out = flags.out.clone().unwrap_or_else(|| {
