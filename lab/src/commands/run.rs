@@ -22,6 +22,7 @@ pub async fn run(flags: RunArgs) -> Result<u8, Failure> {
         add_extra_services(&mut plan, flags.extra_services)?;
     }
     let opts = options(&plan, &flags)?;
+    log::debug!("run options: {opts:?}");
     super::check_environment()?;
     super::require_root()?;
     let started = chrono::Utc::now();

@@ -102,6 +102,7 @@ impl Watch {
         self.0.observe(&mut s);
         let mut cell = s.cell.take()?;
         cell.judge(&self.0.thresholds);
+        log::debug!("machine while the sample ran: {cell:?}");
         Some(cell)
     }
 
@@ -150,6 +151,7 @@ impl Inner {
             seen.others_cpus = None;
             seen.steal_percent = None;
         }
+        log::trace!("machine: {seen:?}");
         self.warn_once(s, &labs, &seen);
         if let Some(cell) = &mut s.cell {
             cell.merge(&CellConditions {
