@@ -242,6 +242,99 @@ fn ipvs_services(datapath: &str, node_ip: &str) {
     assert_eq!(root_snapshot(), before);
 }
 
+/// apply() as kube-proxy syncs: a new service (with a node port) and then
+/// a removed endpoint change the running lab's dummy addresses, virtual
+/// servers and masquerade rules, and the new service carries traffic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipvs_applies_service_changes() {
+    use dplab::kinds::{Datapath, ProxyKind};
+    use dplab::service::ServiceChange;
+    let test = "ipvs apply";
+    if !privileged(test) {
+        return;
+    }
+    let before = root_snapshot();
+    let plan = dplab::topology::load(&root().join(BLOG)).unwrap();
+    let run = dplab::names::RunId::fresh();
+    let up = dplab::lab::Lab::up(&plan, Datapath::VethRouted, ProxyKind::Ipvs, None, run).await;
+    let mut lab = match up {
+        Ok(lab) => lab,
+        Err(e) if e.is_unsupported() => {
+            skip(test, &["veth-routed", "ipvs"], &e.to_string());
+            return;
+        }
+        Err(e) => panic!("up: {e}"),
+    };
+    let mut web = lab.plan.services[0].clone();
+    web.name = "web".into();
+    web.cluster_ip = "10.96.0.200".parse().unwrap();
+    web.port = 80;
+    web.node_port = Some(30580);
+    web.backends = vec![0, 1];
+    lab.plan.services.push(web.clone());
+    apply(&mut lab, ServiceChange::AddService(web));
+    let added = observe(&lab);
+    lab.plan.services[1].backends = vec![0];
+    apply(
+        &mut lab,
+        ServiceChange::RemoveEndpoint { service: 1, pod: 1 },
+    );
+    let removed = observe(&lab);
+    let exchange = tcp_exchange(lab.run.as_str(), "10.96.0.200", "80");
+    let report = lab.down();
+    assert!(report.is_clean(), "{:?}", report.errors);
+    assert!(added.contains("inet 10.96.0.200/32"), "{added}");
+    for line in [
+        "-A -t 10.96.0.200:80 -s rr",
+        "-a -t 10.96.0.200:80 -r 192.168.10.10:5201 -m",
+        "-a -t 10.96.0.200:80 -r 192.168.10.11:5201 -m",
+        "-A -t 169.254.10.24:30580 -s rr",
+        "-a -t 169.254.10.24:30580 -r 192.168.10.11:5201 -m",
+        "-s 192.168.10.11/32 -d 192.168.10.11/32",
+        "--dport 30580",
+    ] {
+        assert!(added.contains(line), "no \"{line}\" after adding: {added}");
+    }
+    for line in [
+        "-a -t 10.96.0.200:80 -r 192.168.10.11:5201",
+        "-a -t 169.254.10.24:30580 -r 192.168.10.11:5201",
+        "-s 192.168.10.11/32 -d 192.168.10.11/32",
+    ] {
+        assert!(
+            !removed.contains(line),
+            "\"{line}\" left after removing: {removed}"
+        );
+    }
+    assert!(removed.contains("-a -t 10.96.0.200:80 -r 192.168.10.10:5201 -m"));
+    if let Err(e) = exchange {
+        panic!("the added service carries no traffic: {e}");
+    }
+    assert_eq!(root_snapshot(), before);
+}
+
+/// Applies one change to the lab's proxy; `lab.plan` is already the plan
+/// after it.
+fn apply(lab: &mut dplab::lab::Lab, change: dplab::service::ServiceChange) {
+    let net = dplab::datapath::LabNet::open(&lab.run, &lab.plan, &lab.ledger).expect("netlink");
+    lab.proxy
+        .apply(&net, lab.datapath, &change)
+        .unwrap_or_else(|e| panic!("apply {change:?}: {e}"));
+}
+
+/// The node's dummy addresses, `ipvsadm -S` and nat rules, as one text.
+fn observe(lab: &dplab::lab::Lab) -> String {
+    let node = lab.run.netns("node1");
+    let dummy = lab.run.link("ipvs0");
+    [
+        vec!["ip", "-o", "addr", "show", "dev", dummy.as_str()],
+        vec!["ipvsadm", "-S", "-n"],
+        vec!["iptables-save", "-t", "nat"],
+    ]
+    .iter()
+    .map(|args| text(&in_netns(&node, args).stdout))
+    .collect()
+}
+
 /// One TCP exchange from pod-b to `ip:port`, answered by pod-a on 5201
 /// (no external tool: iperf3 cannot make its stream files on the guest's
 /// shared /tmp).

@@ -111,7 +111,8 @@ IP (1 s tcp-stream), one repetition. Made by `tests/guest/kernel-table.sh`
 (topology `topologies/kernel-table.toml`); each column's `results.json` is
 in the folder of its name. The guest kernels are Debian's, booted with
 virtme-ng under emulation (TCG): this table says what works, never how
-fast, so it shows no speeds.
+fast, so it shows no speeds. Debian 12's sources hold the 6.1 and 6.12
+series only (no 5.10 package).
 
 """
 
