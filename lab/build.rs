@@ -1,7 +1,9 @@
-//! Compiles every ../bpf/*.c into OUT_DIR/<name>.o with clang -target bpf.
+//! Compiles every ../bpf/*.c into OUT_DIR/<name>.o with clang -target bpf,
+//! and records the git commit the binary is built from.
 //!
 //! Without clang the crate still builds: `DPLAB_BPF_MISSING` carries the
 //! reason, and the `dplab_bpf` cfg is left unset so nothing embeds an object.
+//! Without git (a source tarball) the commit is "unknown".
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -13,6 +15,7 @@ fn main() {
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").unwrap());
     println!("cargo:rerun-if-changed={}", bpf_dir.display());
     println!("cargo:rerun-if-env-changed=CLANG");
+    println!("cargo:rustc-env=DPLAB_GIT_COMMIT={}", git_commit(&manifest));
 
     match compile_all(&bpf_dir, &out_dir) {
         Ok(()) => println!("cargo:rustc-cfg=dplab_bpf"),
@@ -79,4 +82,40 @@ fn compile(clang: &str, bpf_dir: &Path, source: &Path, out_dir: &Path) -> Result
         ));
     }
     Ok(())
+}
+
+/// `git rev-parse --short HEAD`, with "-dirty" when tracked files differ
+/// from it; "unknown" when git or the repository is absent.
+fn git_commit(manifest: &Path) -> String {
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .args(args)
+            .current_dir(manifest)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let Some(commit) = git(&["rev-parse", "--short", "HEAD"]) else {
+        return "unknown".to_string();
+    };
+    // Rerun when HEAD moves, the index changes, or a source file is edited
+    // (the last two can turn the tree dirty or clean).
+    // A missing file would make cargo rerun on every build: a packed ref
+    // has none, and then HEAD and the index still catch a new commit.
+    let head_ref = git(&["symbolic-ref", "-q", "HEAD"]).unwrap_or_default();
+    for file in ["HEAD", "index", head_ref.as_str()] {
+        let path = git(&["rev-parse", "--git-path", file]).map(|p| manifest.join(p));
+        if let Some(path) = path.filter(|p| !file.is_empty() && p.is_file()) {
+            println!("cargo:rerun-if-changed={}", path.display());
+        }
+    }
+    println!("cargo:rerun-if-changed={}", manifest.join("src").display());
+    let dirty = git(&["status", "--porcelain", "--untracked-files=no"])
+        .is_some_and(|changes| !changes.is_empty());
+    if dirty {
+        format!("{commit}-dirty")
+    } else {
+        commit
+    }
 }

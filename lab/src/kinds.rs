@@ -1,5 +1,5 @@
 //! The names a topology or a command line may use for datapaths, targets
-//! and tools (CONTRACT.md), parsed once into enums.
+//! and tools (docs/topology.md), parsed once into enums.
 
 use std::fmt;
 use std::str::FromStr;
@@ -58,13 +58,14 @@ impl Datapath {
         }
     }
 
-    /// Whether the wiring works in multi-node labs: the eBPF datapaths
-    /// redirect and reverse-translate only between local pods, and the
-    /// child-link ones hang off a private uplink.
+    /// Whether the wiring works in multi-node labs: the child-link ones
+    /// (macvlan, ipvlan, and so ipvlan-ebpf) hang off a private uplink.
+    /// veth-ebpf does: each node's host routing hands over to the stack (and
+    /// the overlay) what is not for its own pods.
     pub fn works_across_nodes(self) -> bool {
         matches!(
             self,
-            Datapath::VethRouted | Datapath::Bridge | Datapath::BridgeNfOff
+            Datapath::VethRouted | Datapath::Bridge | Datapath::BridgeNfOff | Datapath::VethEbpf
         )
     }
 

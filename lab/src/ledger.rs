@@ -5,7 +5,8 @@
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
@@ -43,6 +44,9 @@ pub enum Entry {
     Detached,
     /// A folder of eBPF pins in bpffs.
     BpfPins { path: PathBuf },
+    /// A cgroup v2 folder of the lab (its own or a pod's), removed once the
+    /// processes in it have ended.
+    Cgroup { path: PathBuf },
     /// A clsact qdisc added to a link of one of the run's namespaces, to
     /// hold tc programs attached by netlink (kernels without TCX). Removed
     /// explicitly: the namespace may outlive the run.
@@ -76,12 +80,21 @@ pub struct Ledger {
     dir: PathBuf,
     file: Mutex<File>,
     _lock: Option<File>,
+    /// Group commit of [`Ledger::record_grouped`]: lines appended so far,
+    /// lines known to be on disk, and who syncs next.
+    appended: AtomicU64,
+    synced: AtomicU64,
+    syncing: tokio::sync::Mutex<()>,
 }
 
 impl Ledger {
     /// Creates the journal of a new run and takes its owner lock.
     pub fn create(run: &RunId, first: Entry) -> Result<Ledger, LedgerError> {
-        let dir = run.state_dir();
+        Ledger::create_in(run.state_dir(), first)
+    }
+
+    /// [`Ledger::create`] in folder `dir`.
+    fn create_in(dir: PathBuf, first: Entry) -> Result<Ledger, LedgerError> {
         let io = |op, source| LedgerError::Io {
             path: dir.clone(),
             op,
@@ -94,11 +107,7 @@ impl Ledger {
             .append(true)
             .open(dir.join("journal.jsonl"))
             .map_err(|e| io("open", e))?;
-        let ledger = Ledger {
-            dir: dir.clone(),
-            file: Mutex::new(file),
-            _lock: lock,
-        };
+        let ledger = Ledger::with_file(dir.clone(), file, lock);
         ledger.record(&first)?;
         Ok(ledger)
     }
@@ -115,11 +124,18 @@ impl Ledger {
                 op: "open",
                 source: e,
             })?;
-        Ok(Ledger {
+        Ok(Ledger::with_file(dir, file, None))
+    }
+
+    fn with_file(dir: PathBuf, file: File, lock: Option<File>) -> Ledger {
+        Ledger {
             dir,
             file: Mutex::new(file),
-            _lock: None,
-        })
+            _lock: lock,
+            appended: AtomicU64::new(0),
+            synced: AtomicU64::new(0),
+            syncing: tokio::sync::Mutex::new(()),
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -129,18 +145,69 @@ impl Ledger {
     /// Appends an entry and syncs it to disk before the caller creates the
     /// object, so a crash right after still finds it.
     pub fn record(&self, entry: &Entry) -> Result<(), LedgerError> {
-        let mut line = serde_json::to_string(entry).expect("journal entries serialize");
-        line.push('\n');
+        self.record_all(std::slice::from_ref(entry))
+    }
+
+    /// Appends entries with one write and one sync, before the caller
+    /// creates the objects they name (e.g. a thousand namespaces).
+    pub fn record_all(&self, entries: &[Entry]) -> Result<(), LedgerError> {
         let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
-        file.write_all(line.as_bytes())
-            .and_then(|_| file.sync_data())
-            .map_err(|e| LedgerError::Io {
-                path: self.dir.join("journal.jsonl"),
-                op: "append",
-                source: e,
-            })
+        self.append(&mut file, entries)?;
+        file.sync_data().map_err(|e| self.error("sync", e))?;
+        self.synced
+            .store(self.appended.load(Ordering::SeqCst), Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Appends an entry and returns once it is on disk, sharing syncs with
+    /// concurrent callers (group commit): while one sync runs on a blocking
+    /// thread, entries of other tasks pile up and the next sync takes them
+    /// all. For objects made many at a time, such as one link per pod.
+    pub async fn record_grouped(&self, entry: &Entry) -> Result<(), LedgerError> {
+        let (mine, file) = {
+            let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
+            self.append(&mut file, std::slice::from_ref(entry))?;
+            let dup = file.try_clone().map_err(|e| self.error("sync", e))?;
+            (self.appended.load(Ordering::SeqCst), Arc::new(dup))
+        };
+        let _turn = self.syncing.lock().await;
+        if self.synced.load(Ordering::SeqCst) >= mine {
+            return Ok(());
+        }
+        // Everything appended before this point is covered by this sync.
+        let upto = self.appended.load(Ordering::SeqCst);
+        tokio::task::spawn_blocking(move || file.sync_data())
+            .await
+            .map_err(|e| self.error("sync", std::io::Error::other(e)))?
+            .map_err(|e| self.error("sync", e))?;
+        self.synced.fetch_max(upto, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn append(&self, file: &mut File, entries: &[Entry]) -> Result<(), LedgerError> {
+        let mut text = String::new();
+        for entry in entries {
+            text.push_str(&serde_json::to_string(entry).expect("journal entries serialize"));
+            text.push('\n');
+        }
+        file.write_all(text.as_bytes())
+            .map_err(|e| self.error("append", e))?;
+        self.appended
+            .fetch_add(entries.len() as u64, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn error(&self, op: &'static str, source: std::io::Error) -> LedgerError {
+        LedgerError::Io {
+            path: self.dir.join("journal.jsonl"),
+            op,
+            source,
+        }
     }
 }
+
+/// The file a run's owner holds an exclusive flock on while it lives.
+const OWNER_LOCK: &str = "owner.lock";
 
 /// Takes the exclusive owner lock of a run folder; None if a live process
 /// holds it.
@@ -150,7 +217,7 @@ fn lock_owner(dir: &Path) -> std::io::Result<Option<File>> {
         .create(true)
         .truncate(false)
         .write(true)
-        .open(dir.join("owner.lock"))?;
+        .open(dir.join(OWNER_LOCK))?;
     // SAFETY: flock on an fd we own; the lock lives as long as the file.
     if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
         return Ok(Some(file));
@@ -164,12 +231,21 @@ fn lock_owner(dir: &Path) -> std::io::Result<Option<File>> {
 }
 
 /// Whether a live process owns the run (holds its lock).
+///
+/// Read-only: the lock file is opened, never created, and only a shared
+/// lock is tried, since this is asked of other runs whose owners may be
+/// removing their folders (`dplab run` watches for other labs).
 pub fn is_owned_by_live_process(run: &RunId) -> bool {
-    let dir = run.state_dir();
-    if !dir.exists() {
+    use std::os::fd::AsRawFd;
+    let Ok(file) = File::open(run.state_dir().join(OWNER_LOCK)) else {
+        return false;
+    };
+    // SAFETY: flock on an fd we own; the shared lock, if taken, ends when
+    // the file is dropped at the end of this function.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) } == 0 {
         return false;
     }
-    matches!(lock_owner(&dir), Ok(None))
+    std::io::Error::last_os_error().raw_os_error() == Some(libc::EWOULDBLOCK)
 }
 
 /// Reads a run's journal; a torn last line (crash mid-write) is ignored.
@@ -203,4 +279,51 @@ pub fn journaled_runs() -> Vec<RunId> {
 /// Whether `dplab up` left the run running on purpose.
 pub fn is_detached(run: &RunId) -> bool {
     read_journal(run).is_ok_and(|entries| entries.contains(&Entry::Detached))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link(i: usize) -> Entry {
+        Entry::Link {
+            netns: "dl3f9a-node1".into(),
+            name: format!("dl3f9a-v{i}"),
+        }
+    }
+
+    fn lines(dir: &Path) -> Vec<Entry> {
+        std::fs::read_to_string(dir.join("journal.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn grouped_records_are_all_written_once_and_synced() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::create_in(dir.path().to_path_buf(), Entry::Detached).unwrap();
+        ledger.record_all(&[link(0), link(1)]).unwrap();
+        let writers = (2..202).map(|i| {
+            let ledger = &ledger;
+            async move { ledger.record_grouped(&link(i)).await }
+        });
+        for result in futures::future::join_all(writers).await {
+            result.unwrap();
+        }
+        assert_eq!(ledger.synced.load(Ordering::SeqCst), 203);
+        let mut got = lines(dir.path());
+        assert_eq!(got.remove(0), Entry::Detached);
+        let mut names: Vec<String> = got
+            .into_iter()
+            .map(|e| match e {
+                Entry::Link { name, .. } => name,
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        names.sort_by_key(|n| n[8..].parse::<usize>().unwrap());
+        let want: Vec<String> = (0..202).map(|i| format!("dl3f9a-v{i}")).collect();
+        assert_eq!(names, want);
+    }
 }

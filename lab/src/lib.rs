@@ -1,7 +1,9 @@
 //! dplab: builds pod network namespaces wired by a chosen Linux datapath,
 //! measures workloads between them, reports, and tears everything down.
 
+pub mod cgroup;
 pub mod cli;
+pub mod cli_values;
 pub mod command;
 pub mod commands;
 pub mod datapath;
@@ -10,6 +12,7 @@ pub mod error;
 pub mod kinds;
 pub mod lab;
 pub mod ledger;
+pub mod machine;
 pub mod names;
 pub mod netns;
 pub mod overlay;
@@ -20,5 +23,6 @@ pub mod runner;
 pub mod service;
 pub mod signals;
 pub mod teardown;
+pub mod terminal;
 pub mod topology;
 pub mod workload;

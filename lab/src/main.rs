@@ -6,7 +6,11 @@ use dplab::commands;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    dplab::signals::install();
+    dplab::terminal::init_logging(cli.verbosity.level());
+    // `dplab exec` relays signals to its program instead (commands/exec.rs).
+    if !matches!(cli.command, Command::Exec { .. }) {
+        dplab::signals::install();
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -16,6 +20,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(failure) => {
+            // Errors are printed whatever -q says: they explain the status.
             match &failure {
                 Failure::BadInput(msg) => eprintln!("dplab: error: {msg}"),
                 Failure::Error(e) => eprintln!("dplab: error: {e:#}"),
@@ -33,15 +38,8 @@ async fn dispatch(command: Command) -> Result<u8, Failure> {
             datapath,
             proxy,
             overlay,
-        } => {
-            commands::lifecycle::up(
-                &topology,
-                datapath.as_deref(),
-                proxy.as_deref(),
-                overlay.as_deref(),
-            )
-            .await
-        }
+        } => commands::lifecycle::up(&topology, datapath, proxy, overlay).await,
+        Command::Exec { run, pod, command } => commands::exec::run(&run, &pod, &command),
         Command::Down { run, all } => commands::lifecycle::down(run.as_deref(), all),
         Command::Cleanup => commands::lifecycle::cleanup(),
         Command::Test {
@@ -51,6 +49,7 @@ async fn dispatch(command: Command) -> Result<u8, Failure> {
             workload,
             duration,
             tool,
+            cpus,
             json,
         } => {
             let flags = commands::test::TestFlags {
@@ -59,31 +58,12 @@ async fn dispatch(command: Command) -> Result<u8, Failure> {
                 workload,
                 duration,
                 tool,
+                cpus: cpus.unwrap_or_default(),
                 json,
             };
             commands::test::run(&run, flags).await
         }
-        Command::Run {
-            topology,
-            only,
-            proxies,
-            duration,
-            repetitions,
-            tool,
-            out,
-            extra_services,
-        } => {
-            let flags = commands::run::RunFlags {
-                only,
-                proxies,
-                duration,
-                repetitions,
-                tool,
-                out,
-                extra_services,
-            };
-            commands::run::run(&topology, flags).await
-        }
+        Command::Run(args) => commands::run::run(args).await,
         Command::Report { results, out } => commands::report::report(&results, out.as_deref()),
         Command::Compare { a, b, json } => commands::report::compare(&a, &b, json),
     }

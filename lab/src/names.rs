@@ -9,6 +9,10 @@ pub const IFNAME_MAX: usize = 15;
 /// Prefix of every namespace and link dplab creates.
 pub const PREFIX: &str = "dl";
 
+/// Name of a multi-node lab's switch namespace (after the run prefix); no
+/// node or pod may take it.
+pub const UNDERLAY_NS: &str = "underlay";
+
 /// Where run journals live.
 pub const STATE_DIR: &str = "/run/dplab";
 

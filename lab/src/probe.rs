@@ -69,6 +69,10 @@ pub async fn probe() -> Vec<Capability> {
         match Netlink::open(&ns) {
             Ok(nl) => {
                 caps.extend(link_probes(&run, &ns, &nl).await);
+                caps.push(cap(
+                    "ipvs",
+                    crate::service::ipvs::check_kernel(&ns).map_err(|e| e.to_string()),
+                ));
                 if let Ok(l) = &ledger {
                     let netkit = caps.iter().any(|c| c.name == "netkit" && c.available);
                     caps.extend(ebpf_probes(&run, &ns, l, netkit));
@@ -284,6 +288,7 @@ fn tool_probes() -> Vec<Capability> {
     [
         "iptables-restore",
         "iptables-save",
+        "ipvsadm",
         "iperf3",
         "qperf",
         "ping",

@@ -12,7 +12,7 @@ pub fn install() {
     let mut signals = match Signals::new([SIGINT, SIGTERM]) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("dplab: warning: cannot watch signals ({e}); an interrupted run needs `dplab cleanup`");
+            log::warn!("cannot watch signals ({e}); an interrupted run needs `dplab cleanup`");
             return;
         }
     };
@@ -23,10 +23,11 @@ pub fn install() {
             let _guard = BUILD_LOCK.lock().unwrap_or_else(|p| p.into_inner());
             let run = ACTIVE_RUN.lock().unwrap_or_else(|p| p.into_inner()).clone();
             if let Some(run) = run {
-                eprintln!("dplab: interrupted: tearing down run {run}");
+                let _ = crate::terminal::bars().clear();
+                log::warn!("interrupted: tearing down run {run}");
                 let report = teardown_run(&run);
                 for e in &report.errors {
-                    eprintln!("dplab: teardown: {e}");
+                    log::error!("teardown: {e}");
                 }
             }
             std::process::exit(128 + signal);

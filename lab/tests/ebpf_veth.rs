@@ -23,6 +23,9 @@ use rtnetlink::{Handle, LinkUnspec, LinkVeth, RouteMessageBuilder};
 use dplab::ebpf::{self, Endpoint, Proto, RedirectMode, ServiceLb, ServiceSpec, TcAttachMode};
 use dplab::netns;
 
+#[path = "../../tests/common/skip.rs"]
+mod skip;
+
 const POD_A: Ipv4Addr = Ipv4Addr::new(192, 168, 10, 10);
 const POD_B: Ipv4Addr = Ipv4Addr::new(192, 168, 10, 11);
 const GATEWAY: Ipv4Addr = Ipv4Addr::new(169, 254, 10, 24);
@@ -149,6 +152,7 @@ impl Lab {
             cluster_ip: CLUSTER_IP,
             port: PORT,
             proto: Proto::Tcp,
+            node_port: None,
             backends: vec![(POD_A, PORT)],
         }])?;
         self.lb = Some(lb);
@@ -276,13 +280,6 @@ fn set_tx_checksum(ns: &str, ifname: &str, on: bool) -> anyhow::Result<()> {
         Ok(())
     })??;
     Ok(())
-}
-
-fn skip_reason() -> Option<String> {
-    if !nix::unistd::geteuid().is_root() {
-        return Some("needs root".into());
-    }
-    ebpf::unavailable_reason()
 }
 
 // ---- traffic --------------------------------------------------------------
@@ -430,15 +427,12 @@ fn bpftool_prog_ids() -> anyhow::Result<Vec<u64>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn veth_ebpf_service_and_pod_traffic_then_clean_teardown() {
-    if let Some(reason) = skip_reason() {
-        println!("SKIPPED: veth-ebpf end to end: {reason}");
+    if !skip::ebpf("veth-ebpf end to end") {
         return;
     }
     let prefix = "dlte";
-    let have_bpftool = bpftool_prog_ids().is_ok();
-    if !have_bpftool {
-        println!("NOTE: bpftool not usable: the program listing check is skipped");
-    }
+    // The listing checks below cannot be left out quietly.
+    bpftool_prog_ids().expect("bpftool lists programs (scripts/install-deps.sh installs it)");
     let mut lab = Lab::build(prefix).await.expect("build lab");
 
     // The plain routed path works before any program is attached.
@@ -453,11 +447,9 @@ async fn veth_ebpf_service_and_pod_traffic_then_clean_teardown() {
         .into_iter()
         .map(u64::from)
         .collect();
-    if have_bpftool {
-        let listed = bpftool_prog_ids().unwrap();
-        for id in &our_ids {
-            assert!(listed.contains(id), "bpftool lists program {id}");
-        }
+    let listed = bpftool_prog_ids().unwrap();
+    for id in &our_ids {
+        assert!(listed.contains(id), "bpftool lists program {id}");
     }
 
     // Cluster IP: 1 MB each way, through DNAT, reverse NAT and redirect_peer.
@@ -507,18 +499,16 @@ async fn veth_ebpf_service_and_pod_traffic_then_clean_teardown() {
         netns::list_with_prefix(prefix)
     );
     assert!(!pin_dir.exists(), "pin folder left: {}", pin_dir.display());
-    if have_bpftool {
-        // Programs are freed after an RCU grace period.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let listed = bpftool_prog_ids().unwrap();
-            let left: Vec<&u64> = our_ids.iter().filter(|id| listed.contains(id)).collect();
-            if left.is_empty() {
-                break;
-            }
-            assert!(Instant::now() < deadline, "programs still loaded: {left:?}");
-            std::thread::sleep(Duration::from_millis(100));
+    // Programs are freed after an RCU grace period.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let listed = bpftool_prog_ids().unwrap();
+        let left: Vec<&u64> = our_ids.iter().filter(|id| listed.contains(id)).collect();
+        if left.is_empty() {
+            break;
         }
+        assert!(Instant::now() < deadline, "programs still loaded: {left:?}");
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
@@ -579,8 +569,7 @@ async fn netlink_attach_carries_traffic_and_leaves_no_qdisc() {
 /// since ipvlan is missing here: service traffic is routed by the node.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pod_programs_translate_services_inside_the_pod() {
-    if let Some(reason) = skip_reason() {
-        println!("SKIPPED: pod programs end to end: {reason}");
+    if !skip::ebpf("pod programs end to end") {
         return;
     }
     let prefix = "dltp";
@@ -590,6 +579,7 @@ async fn pod_programs_translate_services_inside_the_pod() {
         cluster_ip: CLUSTER_IP,
         port: PORT,
         proto: Proto::Tcp,
+        node_port: None,
         backends: vec![(POD_A, PORT)],
     }])
     .unwrap();
@@ -621,8 +611,7 @@ async fn pod_programs_translate_services_inside_the_pod() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "measurement, run by hand with --ignored --nocapture (release build)"]
 async fn measure_veth_ebpf_throughput() {
-    if let Some(reason) = skip_reason() {
-        println!("SKIPPED: veth-ebpf throughput: {reason}");
+    if !skip::ebpf("veth-ebpf throughput") {
         return;
     }
     let secs: f64 = std::env::var("DPLAB_BENCH_SECS")

@@ -7,14 +7,23 @@
 #      must prove its path (service hits on the cluster IP, redirects, netkit
 #      links);
 #   2. the privileged ipvlan tests (lifecycle and services): they must pass
-#      and must not skip.
+#      and must not skip;
+#   3. the ipvs proxy tests (veth-routed and ipvlan-l2, cluster IP and node
+#      port), which need IPVS and dummy links;
+#   4. the short capability matrix (kernel-table.sh --quick) on this host,
+#      6.12 and 6.1: no cell may fail, no required capability may skip.
+# Inside a guest DPLAB_REQUIRE is that kernel's list (require.sh), so a test
+# that skips a capability the kernel must have fails.
 # Functional checks only: speeds under emulation mean nothing.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 readonly KERNEL=${DPLAB_GUEST_KERNEL:-6.12}
 # CI may run without standard input; virtme-ng needs one.
-guest() { tests/guest/run-in-guest.sh --kernel "$KERNEL" -- "$@" </dev/null; }
+guest() {
+    DPLAB_REQUIRE=$(tests/guest/require.sh "$KERNEL") \
+        tests/guest/run-in-guest.sh --kernel "$KERNEL" -- "$@" </dev/null
+}
 
 # Test executables of the release build (built by the host test run).
 test_binary() {
@@ -54,7 +63,8 @@ log=$(mktemp /tmp/dplab-guest-tests.XXXXXX)
 for t in lifecycle services; do
     bin=$(test_binary "$t")
     [ -x "$bin" ] || { echo "guest: no test binary for $t" >&2; exit 1; }
-    guest "$bin" ipvlan --test-threads 1 --nocapture 2>&1 | tee -a "$log"
+    # The ipvs and socket-lb tests on ipvlan run in their own blocks below.
+    guest "$bin" ipvlan --skip ipvs --skip socket_lb --test-threads 1 --nocapture 2>&1 | tee -a "$log"
 done
 if grep -q "^SKIPPED" "$log"; then
     echo "guest: ipvlan tests skipped in the guest:" >&2
@@ -62,3 +72,22 @@ if grep -q "^SKIPPED" "$log"; then
     exit 1
 fi
 echo "guest: ipvlan and netkit checks took $(( $(date +%s) - start )) s"
+
+# 3. The ipvs proxy: IPVS and dummy links exist only in the guest. Its tests
+# skip on the host; here they must pass (DPLAB_REQUIRE has ipvs).
+ipvs_tests() {
+    local bin started=$SECONDS
+    bin=$(test_binary services)
+    [ -x "$bin" ] || { echo "guest: no test binary for services" >&2; return 1; }
+    guest "$bin" ipvs --test-threads 1 --nocapture
+    guest "$bin" socket_lb --test-threads 1 --nocapture
+    echo "guest: ipvs tests took $((SECONDS - started)) s"
+}
+
+# 4. What each kernel can run, checked against tests/guest/require.sh.
+kernel_table_quick() {
+    tests/guest/kernel-table.sh --quick --kernels host,6.12,6.1
+}
+
+ipvs_tests
+kernel_table_quick

@@ -20,27 +20,25 @@ const TOPOLOGY_COPY: &str = "topology.toml";
 
 pub async fn up(
     topology: &Path,
-    datapath: Option<&str>,
-    proxy: Option<&str>,
-    overlay: Option<&str>,
+    datapath: Option<Datapath>,
+    proxy: Option<ProxyKind>,
+    overlay: Option<Overlay>,
 ) -> Result<u8, Failure> {
     let plan = super::load_plan(topology)?;
     let datapath = match datapath {
-        Some(name) => Datapath::from_str(name).map_err(bad_input)?,
+        Some(d) => d,
         None => plan
             .matrix
             .as_ref()
             .map(|m| m.datapaths[0])
             .unwrap_or(Datapath::VethRouted),
     };
-    let proxy = match proxy {
-        Some(name) => ProxyKind::from_str(name).map_err(|e| bad_input(format!("--proxy: {e}")))?,
-        None => plan
-            .matrix
+    let proxy = proxy.unwrap_or_else(|| {
+        plan.matrix
             .as_ref()
             .and_then(|m| m.proxies.first().copied())
-            .unwrap_or(datapath.natural_proxy()),
-    };
+            .unwrap_or(datapath.natural_proxy())
+    });
     if let Pairing::Impossible(why) = pairing(datapath, proxy, Target::ClusterIp) {
         return Err(bad_input(format!("--proxy {proxy} on {datapath}: {why}")));
     }
@@ -53,9 +51,7 @@ pub async fn up(
         Some(_) if plan.underlay.is_none() => {
             return Err(bad_input("--overlay: the topology has a single node"))
         }
-        Some(name) => {
-            Some(Overlay::from_str(name).map_err(|e| bad_input(format!("--overlay: {e}")))?)
-        }
+        Some(o) => Some(o),
         None => plan
             .matrix
             .as_ref()
@@ -64,8 +60,8 @@ pub async fn up(
     super::check_environment()?;
     super::require_root()?;
     let run = RunId::fresh();
-    eprintln!(
-        "dplab: building {} with {datapath} and the {proxy} proxy as run {run}",
+    log::info!(
+        "building {} with {datapath} and the {proxy} proxy as run {run}",
         plan.name
     );
     let lab = Lab::up(&plan, datapath, proxy, overlay, run.clone())
@@ -80,8 +76,8 @@ pub async fn up(
     let namespaces = crate::netns::list_with_prefix(&run.prefix());
     let shown: Vec<&str> = namespaces.iter().take(6).map(String::as_str).collect();
     let more = namespaces.len().saturating_sub(shown.len());
-    eprintln!(
-        "dplab: up in {:.0} ms; namespaces: {}{}",
+    log::info!(
+        "up in {:.0} ms; namespaces: {}{}",
         lab.setup_ms,
         shown.join(" "),
         if more > 0 {
@@ -90,14 +86,14 @@ pub async fn up(
             String::new()
         }
     );
-    if let Some(kinds) = lab.proxy.bpf_attach() {
-        eprintln!(
-            "dplab: eBPF programs attached by {kinds} ({})",
+    if let Some(kinds) = lab.bpf_attach() {
+        log::info!(
+            "eBPF programs attached by {kinds} ({})",
             describe_attach(&kinds)
         );
     }
-    eprintln!(
-        "dplab: try `ip netns exec {} ping {}`",
+    log::info!(
+        "try `ip netns exec {} ping {}`",
         run.netns(&plan.pods[plan.pods.len() - 1].name),
         plan.pods[0].address
     );
@@ -173,7 +169,7 @@ pub fn down(run: Option<&str>, all: bool) -> Result<u8, Failure> {
     let mut status = EXIT_OK;
     for id in runs {
         if ledger::is_owned_by_live_process(&id) {
-            eprintln!("dplab: run {id} belongs to a running dplab process; not touching it");
+            log::warn!("run {id} belongs to a running dplab process; not touching it");
             status = EXIT_ERROR;
             continue;
         }
@@ -210,7 +206,7 @@ pub fn print_report(what: &str, report: &TeardownReport) {
     for e in &report.errors {
         println!("{what}: FAILED {e}");
     }
-    eprintln!("dplab: {what} took {:.0} ms", report.elapsed_ms);
+    log::info!("{what} took {:.0} ms", report.elapsed_ms);
 }
 
 /// What each eBPF attach kind is, for `dplab up`'s log.

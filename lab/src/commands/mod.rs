@@ -1,5 +1,6 @@
 //! One file per subcommand; each returns the exit status or a [`Failure`].
 
+pub mod exec;
 pub mod lifecycle;
 pub mod probe;
 pub mod report;

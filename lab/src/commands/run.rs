@@ -1,32 +1,23 @@
 //! `dplab run TOPOLOGY ...`: validate every flag first (exit 2, nothing
 //! touched), run the matrix, write results.json, report.md and charts.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::str::FromStr;
 
 use anyhow::Context;
 
-use crate::cli::{bad_input, Failure, EXIT_CELLS_FAILED, EXIT_OK};
-use crate::kinds::{Datapath, ProxyKind, Target};
+use crate::cli::{bad_input, Failure, RunArgs, EXIT_CELLS_FAILED, EXIT_OK};
+use crate::kinds::Target;
+use crate::machine::Watch;
 use crate::names::RunId;
 use crate::results::{report, CellStatus};
 use crate::runner::{self, Progress, RunOptions};
 use crate::service::{pairing, Pairing};
-use crate::topology::{parse_duration, Plan};
-use crate::workload::{self, Tool, Workload};
+use crate::topology::Plan;
+use crate::workload::{self, Workload};
 
-pub struct RunFlags {
-    pub only: Option<Vec<String>>,
-    pub proxies: Option<Vec<String>>,
-    pub duration: Option<String>,
-    pub repetitions: Option<i64>,
-    pub tool: Option<String>,
-    pub out: Option<PathBuf>,
-    pub extra_services: u32,
-}
-
-pub async fn run(topology: &Path, flags: RunFlags) -> Result<u8, Failure> {
-    let mut plan = super::load_plan(topology)?;
+pub async fn run(flags: RunArgs) -> Result<u8, Failure> {
+    let mut plan = super::load_plan(&flags.topology)?;
     if flags.extra_services > 0 {
         add_extra_services(&mut plan, flags.extra_services)?;
     }
@@ -55,18 +46,19 @@ pub async fn run(topology: &Path, flags: RunFlags) -> Result<u8, Failure> {
             opts.paths.len()
         )
     };
-    eprintln!(
-        "dplab: run {run}: {shape} x {} workloads, {} x {:?} each, tool {}",
+    log::info!(
+        "run {run}: {shape} x {} workloads, {} x {:?} each, tool {}",
         opts.workloads.len(),
         opts.repetitions,
         opts.duration,
         opts.tool
     );
-    let cells_per_rep =
-        opts.overlays.len() * opts.datapaths.len() * opts.paths.len() * opts.workloads.len();
-    let progress = Progress::new(cells_per_rep * opts.repetitions as usize);
+    let watch = Watch::start();
+    let progress = Progress::new(runner::cell_count(&plan, &opts) * opts.repetitions as usize)
+        .watching(watch.clone());
     let (cells, benchmarks) = runner::run_matrix(&run, &plan, &opts, &progress).await;
-    let results = runner::results(&run, &plan, &opts, started, cells, benchmarks);
+    let mut results = runner::results(&run, &plan, &opts, started, cells, benchmarks);
+    results.conditions = Some(watch.finish());
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let json = serde_json::to_string_pretty(&results).expect("results serialize");
     std::fs::write(out.join("results.json"), json + "\n")
@@ -107,8 +99,8 @@ pub async fn run(topology: &Path, flags: RunFlags) -> Result<u8, Failure> {
             cell.datapath, cell.client, cell.server, target, cell.workload
         );
     }
-    eprintln!(
-        "dplab: wrote {}/results.json and {} more files",
+    log::info!(
+        "wrote {}/results.json and {} more files",
         out.display(),
         written.len()
     );
@@ -118,63 +110,39 @@ pub async fn run(topology: &Path, flags: RunFlags) -> Result<u8, Failure> {
 }
 
 /// Merges the topology's matrix with the flags; every problem is exit 2.
-fn options(plan: &Plan, flags: &RunFlags) -> Result<RunOptions, Failure> {
+fn options(plan: &Plan, flags: &RunArgs) -> Result<RunOptions, Failure> {
     let matrix = plan.matrix.as_ref().ok_or_else(|| {
         bad_input(format!(
             "{}: the topology has no [matrix] to run",
             plan.source.display()
         ))
     })?;
-    let datapaths = match &flags.only {
-        None => matrix.datapaths.clone(),
-        Some(names) => names
-            .iter()
-            .map(|n| Datapath::from_str(n.trim()).map_err(|e| bad_input(format!("--only: {e}"))))
-            .collect::<Result<Vec<_>, _>>()?,
-    };
+    let datapaths = flags
+        .only
+        .clone()
+        .unwrap_or_else(|| matrix.datapaths.clone());
     if datapaths.is_empty() {
         return Err(bad_input("--only: no datapath named"));
     }
     let proxies = match &flags.proxies {
         None if matrix.proxies.is_empty() => None,
         None => Some(matrix.proxies.clone()),
-        Some(names) => Some(
-            names
-                .iter()
-                .map(|n| {
-                    ProxyKind::from_str(n.trim()).map_err(|e| bad_input(format!("--proxies: {e}")))
-                })
-                .collect::<Result<Vec<_>, _>>()?,
-        ),
+        Some(named) => Some(named.clone()),
     };
     // A pair the user named on both axes and that cannot be built is bad
     // input; from a topology's matrix it is a skipped cell.
     if let (Some(_), Some(named)) = (&flags.only, &flags.proxies) {
-        if !named.is_empty() {
-            for &d in &datapaths {
-                for &p in proxies.iter().flatten() {
-                    if let Pairing::Impossible(why) = pairing(d, p, Target::ClusterIp) {
-                        return Err(bad_input(format!("--only {d} with --proxies {p}: {why}")));
-                    }
+        for &d in &datapaths {
+            for &p in named {
+                if let Pairing::Impossible(why) = pairing(d, p, Target::ClusterIp) {
+                    return Err(bad_input(format!("--only {d} with --proxies {p}: {why}")));
                 }
             }
         }
     }
-    let duration = match &flags.duration {
-        Some(d) => parse_duration(d).map_err(|e| bad_input(format!("--duration: {e}")))?,
-        None => matrix.duration,
-    };
-    let repetitions = match flags.repetitions {
-        Some(r) if !(1..=1000).contains(&r) => {
-            return Err(bad_input(format!("--repetitions: {r}: use 1 to 1000")))
-        }
-        Some(r) => r as u32,
-        None => matrix.repetitions,
-    };
-    let tool = match &flags.tool {
-        Some(name) => Tool::from_str(name).map_err(|e| bad_input(format!("--tool: {e}")))?,
-        None => matrix.tool,
-    };
+    let duration = flags.duration.unwrap_or(matrix.duration);
+    let repetitions = flags.repetitions.unwrap_or(matrix.repetitions);
+    let tool = flags.tool.unwrap_or(matrix.tool);
     let workloads = matrix.workloads.clone();
     for &w in &workloads {
         workload::check_tool(tool, w).map_err(|e| bad_input(format!("--tool {tool}: {e}")))?;
@@ -192,6 +160,7 @@ fn options(plan: &Plan, flags: &RunFlags) -> Result<RunOptions, Failure> {
         duration,
         repetitions,
         tool,
+        cpus: flags.cpus.unwrap_or_default(),
     })
 }
 

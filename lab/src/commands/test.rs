@@ -12,15 +12,17 @@ use crate::proof;
 use crate::results::{Cell, CellStatus, Metric};
 use crate::runner::pids::JournalPids;
 use crate::service;
-use crate::topology::{parse_duration, Endpoint, Plan};
+use crate::topology::{Endpoint, Plan};
+use crate::workload::pinning::CpuPinning;
 use crate::workload::{self, Endpoints, Tool, Workload};
 
 pub struct TestFlags {
     pub from: String,
     pub to: String,
-    pub workload: String,
-    pub duration: Option<String>,
-    pub tool: String,
+    pub workload: Workload,
+    pub duration: Duration,
+    pub tool: Tool,
+    pub cpus: CpuPinning,
     pub json: bool,
 }
 
@@ -42,19 +44,16 @@ pub async fn run(run: &str, flags: TestFlags) -> Result<u8, Failure> {
             flags.from
         ))
     })?;
-    let w =
-        Workload::from_str(&flags.workload).map_err(|e| bad_input(format!("--workload: {e}")))?;
-    let tool = Tool::from_str(&flags.tool).map_err(|e| bad_input(format!("--tool: {e}")))?;
+    let (w, tool) = (flags.workload, flags.tool);
     workload::check_tool(tool, w).map_err(|e| bad_input(e.to_string()))?;
-    let duration = match &flags.duration {
-        Some(d) => parse_duration(d).map_err(|e| bad_input(format!("--duration: {e}")))?,
-        None => Duration::from_secs(3),
-    };
     let dest = destination(plan, &flags.to)?;
     if dest.server == client {
         return Err(bad_input("--from and --to are the same pod or node"));
     }
-    let params = crate::runner::params_for(duration);
+    let params = crate::workload::Params {
+        cpus: flags.cpus,
+        ..crate::runner::params_for(flags.duration)
+    };
     let endpoints = Endpoints {
         client_netns: lab.run.netns(plan.endpoint_name(client)),
         server_netns: lab.run.netns(plan.endpoint_name(dest.server)),
@@ -101,6 +100,7 @@ pub async fn run(run: &str, flags: TestFlags) -> Result<u8, Failure> {
         teardown_ms: None,
         metrics,
         proof,
+        conditions: None,
         bpf_attach: proxy.bpf_attach(),
     };
     print_cell(&cell, flags.json);

@@ -4,9 +4,10 @@
 //! namespace, so bridged frames skip iptables (and cluster IP replies miss
 //! their reverse NAT).
 
+use std::net::Ipv4Addr;
+
 use super::{LabNet, Wiring};
 use crate::error::Result;
-use crate::netns;
 
 pub struct Bridge {
     pub nf_call_iptables: bool,
@@ -30,29 +31,19 @@ impl Wiring for Bridge {
             .await?;
         nl.set_up(&br).await?;
         let value = if self.nf_call_iptables { "1" } else { "0" };
-        netns::write_sysctl(&ns, "net/bridge/bridge-nf-call-iptables", value)?;
-        Ok(())
+        lab.sysctl(&ns, "net/bridge/bridge-nf-call-iptables", value)
+            .await
     }
 
     async fn wire_pod(&self, lab: &LabNet<'_>, pod: usize) -> Result<()> {
         let p = &lab.plan.pods[pod];
         let n = &lab.plan.nodes[p.node];
-        let host = lab.pod_veth(pod).await?;
-        lab.nl(&lab.node_ns(p.node))
-            .set_master(&host, &Self::name(lab))
-            .await?;
+        lab.pod_veth_in_bridge(pod, &Self::name(lab)).await?;
         let pod_nl = lab.nl(&lab.pod_ns(pod));
-        pod_nl
-            .add_address(&p.interface, p.address, n.pod_cidr.prefix_len())
-            .await?;
-        pod_nl
-            .add_route(
-                std::net::Ipv4Addr::UNSPECIFIED,
-                0,
-                &p.interface,
-                Some(n.gateway),
-            )
-            .await?;
+        futures::try_join!(
+            pod_nl.add_address(&p.interface, p.address, n.pod_cidr.prefix_len()),
+            pod_nl.add_route(Ipv4Addr::UNSPECIFIED, 0, &p.interface, Some(n.gateway)),
+        )?;
         Ok(())
     }
 }

@@ -5,21 +5,26 @@
 //! parent's namespace routes them).
 
 use super::uplink::ChildLink;
-use super::LabNet;
-use crate::error::{LabError, Result};
-use crate::netns::netlink::IpvlanMode;
+use crate::error::LabError;
+use crate::netns::cross::ChildKind;
+use crate::netns::netlink::{IpvlanMode, NetlinkError};
 
 pub struct Ipvlan {
     pub mode: IpvlanMode,
 }
 
 impl ChildLink for Ipvlan {
-    async fn create(&self, lab: &LabNet<'_>, ns: &str, name: &str, parent: &str) -> Result<()> {
-        match lab.nl(ns).add_ipvlan(name, parent, self.mode).await {
-            Err(e) if e.errno() == Some(libc::EOPNOTSUPP) => Err(LabError::Unsupported(
+    fn kind(&self) -> ChildKind {
+        ChildKind::Ipvlan(self.mode)
+    }
+
+    fn creation_error(&self, e: NetlinkError) -> LabError {
+        if e.errno() == Some(libc::EOPNOTSUPP) {
+            LabError::Unsupported(
                 "kernel has no ipvlan support (EOPNOTSUPP creating an ipvlan link)".into(),
-            )),
-            other => Ok(other?),
+            )
+        } else {
+            e.into()
         }
     }
 

@@ -3,13 +3,12 @@
 //! and never enter the node's stack.
 
 use super::uplink::ChildLink;
-use super::LabNet;
-use crate::error::Result;
+use crate::netns::cross::ChildKind;
 
 pub struct Macvlan;
 
 impl ChildLink for Macvlan {
-    async fn create(&self, lab: &LabNet<'_>, ns: &str, name: &str, parent: &str) -> Result<()> {
-        Ok(lab.nl(ns).add_macvlan(name, parent).await?)
+    fn kind(&self) -> ChildKind {
+        ChildKind::Macvlan
     }
 }

@@ -2,9 +2,10 @@
 //! The pod has a /32 and a default route via a link-local gateway on-link;
 //! the node has a /32 route per pod and answers ARP on the host ends.
 
+use std::net::Ipv4Addr;
+
 use super::{LabNet, Wiring};
 use crate::error::Result;
-use crate::netns;
 
 pub struct VethRouted;
 
@@ -24,10 +25,16 @@ impl Wiring for VethRouted {
     async fn wire_pod(&self, lab: &LabNet<'_>, pod: usize) -> Result<()> {
         let node_ns = lab.node_ns(lab.plan.pods[pod].node);
         let host = lab.pod_veth(pod).await?;
-        netns::write_sysctl(&node_ns, &format!("net/ipv4/conf/{host}/proxy_arp"), "1")?;
+        let proxy_arp = format!("net/ipv4/conf/{host}/proxy_arp");
         // proxy_arp answers after proxy_delay (0.8 s by default): not in a lab.
-        netns::write_sysctl(&node_ns, &format!("net/ipv4/neigh/{host}/proxy_delay"), "0")?;
-        route_pod(lab, pod, &host).await
+        let proxy_delay = format!("net/ipv4/neigh/{host}/proxy_delay");
+        // Independent of each other: all in flight at once.
+        futures::try_join!(
+            lab.sysctl(&node_ns, &proxy_arp, "1"),
+            lab.sysctl(&node_ns, &proxy_delay, "0"),
+            route_pod(lab, pod, &host),
+        )?;
+        Ok(())
     }
 }
 
@@ -36,22 +43,15 @@ impl Wiring for VethRouted {
 /// on-link and the default route via it.
 pub(super) async fn route_pod(lab: &LabNet<'_>, pod: usize, host: &str) -> Result<()> {
     let p = &lab.plan.pods[pod];
-    let node = &lab.plan.nodes[p.node];
-    lab.nl(&lab.node_ns(p.node))
-        .add_route(p.address, 32, host, None)
-        .await?;
+    let gw = lab.plan.nodes[p.node].routed_gateway;
+    let node_nl = lab.nl(&lab.node_ns(p.node));
     let pod_nl = lab.nl(&lab.pod_ns(pod));
-    pod_nl.add_address(&p.interface, p.address, 32).await?;
-    pod_nl
-        .add_route(node.routed_gateway, 32, &p.interface, None)
-        .await?;
-    pod_nl
-        .add_route(
-            std::net::Ipv4Addr::UNSPECIFIED,
-            0,
-            &p.interface,
-            Some(node.routed_gateway),
-        )
-        .await?;
+    let iface = p.interface.as_str();
+    futures::try_join!(
+        node_nl.add_route(p.address, 32, host, None),
+        pod_nl.add_address(iface, p.address, 32),
+        pod_nl.add_route(gw, 32, iface, None),
+        pod_nl.add_route(Ipv4Addr::UNSPECIFIED, 0, iface, Some(gw)),
+    )?;
     Ok(())
 }

@@ -1,50 +1,63 @@
-//! `ServiceLb`: the load balancer of one run, tying together its loaded
-//! objects ([`super::loader`]), its maps ([`super::maps`]) and its
+//! `ServiceLb`: the load balancer of one node of a run (or of a run without
+//! nodes, for tests), tying together its loaded objects
+//! ([`super::loader`]), its maps ([`super::maps`]) and the run's
 //! attachments ([`super::attach`]).
 
 use std::net::Ipv4Addr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use aya::Ebpf;
 
 use super::attach::Attachments;
 use super::loader::{classifier, classifier_mut, load_object, load_program, LbProgram};
-use super::maps::{Endpoint, LbMaps, ServiceSpec};
+use super::maps::{Endpoint, LbMaps, NodeConfig, NodeScope, Proto, ServiceKey, ServiceSpec};
 use super::netkit_link::NetkitHook;
 use super::{objects, pins, unavailable_reason, Counters, EbpfError, Result, TcAttachMode};
 
-/// The load balancer of one run: maps pinned under
-/// /sys/fs/bpf/dplab/<run-id>/, programs loaded, attachments pinned in its
-/// `links/` folder so they outlive this process (`dplab up`). Dropping it
-/// leaves everything in place; [`ServiceLb::teardown`] or [`remove_pins`]
-/// removes it.
+/// The load balancer of one node: maps pinned under
+/// /sys/fs/bpf/dplab/<run-id>/nodes/<node>/ (or the run's folder itself),
+/// programs loaded, attachments pinned in the run's `links/` folder so they
+/// outlive this process (`dplab up`). Dropping it leaves everything in
+/// place; [`ServiceLb::teardown`] or [`remove_pins`] removes the whole run.
 ///
 /// [`remove_pins`]: super::remove_pins
 pub struct ServiceLb {
     run_id: String,
     veth: Ebpf,
     pod: Ebpf,
+    netdev: Ebpf,
     maps: LbMaps,
     attachments: Attachments,
 }
 
 impl ServiceLb {
-    /// Creates the run's maps and pins them, or reuses the pins a previous
-    /// load of the same run left; loads all three programs. Mounts bpffs at
-    /// /sys/fs/bpf first if nothing is mounted there.
+    /// Creates the run's maps and pins them in the run's folder, or reuses
+    /// the pins a previous load of the same run left; loads all programs.
+    /// Mounts bpffs at /sys/fs/bpf first if nothing is mounted there.
     pub fn load(run_id: &str) -> Result<Self> {
+        Self::load_scoped(run_id, pins::pin_dir(run_id)?)
+    }
+
+    /// The same for node `node` of run `run_id`: its own maps, as each node
+    /// of a cluster has its own.
+    pub fn load_node(run_id: &str, node: &str) -> Result<Self> {
+        Self::load_scoped(run_id, pins::node_pin_dir(run_id, node)?)
+    }
+
+    fn load_scoped(run_id: &str, maps_dir: PathBuf) -> Result<Self> {
         if let Some(reason) = unavailable_reason() {
             return Err(EbpfError::Unavailable(reason));
         }
-        let (Some(veth_obj), Some(pod_obj)) = (objects::veth(), objects::pod()) else {
+        let (Some(veth_obj), Some(pod_obj), Some(netdev_obj)) =
+            (objects::veth(), objects::pod(), objects::netdev())
+        else {
             return Err(EbpfError::Unavailable(
                 "eBPF objects were not compiled into this build".into(),
             ));
         };
-        let pin_dir = pins::pin_dir(run_id)?;
         pins::ensure_bpffs()?;
-        let fresh = !pin_dir.exists();
-        let loaded = Self::load_into(run_id, veth_obj, pod_obj, &pin_dir);
+        let fresh = !pins::pin_dir(run_id)?.exists();
+        let loaded = Self::load_into(run_id, [veth_obj, pod_obj, netdev_obj], &maps_dir);
         if loaded.is_err() && fresh {
             // Do not leave half-created pins behind (the error says why).
             let _ = pins::remove_pins(run_id);
@@ -52,15 +65,19 @@ impl ServiceLb {
         loaded
     }
 
-    fn load_into(run_id: &str, veth_obj: &[u8], pod_obj: &[u8], pin_dir: &Path) -> Result<Self> {
-        pins::create_dir(pin_dir)?;
+    fn load_into(run_id: &str, objects: [&[u8]; 3], maps_dir: &Path) -> Result<Self> {
+        pins::create_dir(maps_dir)?;
         pins::create_dir(&pins::links_dir(run_id)?)?;
 
-        let mut veth = load_object("tc_veth_lb.o", veth_obj, pin_dir)?;
-        let mut pod = load_object("tc_pod_lb.o", pod_obj, pin_dir)?;
+        let [veth_obj, pod_obj, netdev_obj] = objects;
+        let mut veth = load_object("tc_veth_lb.o", veth_obj, maps_dir)?;
+        let mut pod = load_object("tc_pod_lb.o", pod_obj, maps_dir)?;
+        let mut netdev = load_object("tc_netdev_lb.o", netdev_obj, maps_dir)?;
         load_program(&mut veth, LbProgram::VethIngress)?;
         load_program(&mut pod, LbProgram::PodEgress)?;
         load_program(&mut pod, LbProgram::PodIngress)?;
+        load_program(&mut netdev, LbProgram::NetdevIngress)?;
+        load_program(&mut netdev, LbProgram::NetdevEgress)?;
 
         let maps = LbMaps::take(&mut veth)?;
         let attachments = Attachments::recover(run_id)?;
@@ -68,6 +85,7 @@ impl ServiceLb {
             run_id: run_id.to_string(),
             veth,
             pod,
+            netdev,
             maps,
             attachments,
         })
@@ -77,11 +95,35 @@ impl ServiceLb {
         &self.run_id
     }
 
+    /// Says which node these maps serve: its addresses (node ports) and its
+    /// pods (backends reached without SNAT). Set before programming services.
+    pub fn set_node(&mut self, scope: NodeScope) {
+        self.maps.set_scope(scope);
+    }
+
+    /// Writes the node's settings (SNAT and hairpin addresses, host routing,
+    /// conntrack timeouts) where its programs read them.
+    pub fn configure(&mut self, config: &NodeConfig) -> Result<()> {
+        self.maps.configure(config)
+    }
+
     /// Makes the service maps hold exactly `services`: adds and updates
     /// them, removes services programmed earlier that are no longer listed.
     /// A flow keeps its backend (conntrack) even if its service changes.
     pub fn program_services(&mut self, services: &[ServiceSpec]) -> Result<()> {
         self.maps.program_services(services)
+    }
+
+    /// Adds one service, or rewrites its node ports and backends in place;
+    /// touches nothing else, however many services there are.
+    pub fn upsert_service(&mut self, service: &ServiceSpec) -> Result<()> {
+        self.maps.upsert_service(service)
+    }
+
+    /// Removes the service at `cluster_ip:port/proto`, if programmed.
+    pub fn remove_service(&mut self, cluster_ip: Ipv4Addr, port: u16, proto: Proto) -> Result<()> {
+        self.maps
+            .remove_service_key(ServiceKey::new(cluster_ip, port, proto))
     }
 
     /// Declares `ip` a pod of this node, reached through `endpoint`.
@@ -99,8 +141,8 @@ impl ServiceLb {
         self.attach(LbProgram::VethIngress, netns, ifname, "ingress")
     }
 
-    /// ipvlan-ebpf: attaches `pod_egress` and `pod_ingress` to the pod's
-    /// `ifname` inside the pod namespace `netns`.
+    /// The eBPF proxy without host routing: attaches `pod_egress` and
+    /// `pod_ingress` to the pod's `ifname` inside the pod namespace `netns`.
     pub fn attach_pod(&mut self, netns: &str, ifname: &str) -> Result<()> {
         self.attach(LbProgram::PodEgress, netns, ifname, "egress")?;
         self.attach(LbProgram::PodIngress, netns, ifname, "ingress")
@@ -117,6 +159,13 @@ impl ServiceLb {
             .attach_netkit(classifier, program, netns, primary, NetkitHook::Peer)
     }
 
+    /// Multi-node labs: attaches `netdev_ingress` and `netdev_egress` to a
+    /// node's underlay link or VXLAN device `ifname` in namespace `netns`.
+    pub fn attach_netdev(&mut self, netns: &str, ifname: &str) -> Result<()> {
+        self.attach(LbProgram::NetdevIngress, netns, ifname, "ingress")?;
+        self.attach(LbProgram::NetdevEgress, netns, ifname, "egress")
+    }
+
     fn attach(
         &mut self,
         program: LbProgram,
@@ -127,6 +176,7 @@ impl ServiceLb {
         let object = match program {
             LbProgram::VethIngress => &mut self.veth,
             LbProgram::PodEgress | LbProgram::PodIngress => &mut self.pod,
+            LbProgram::NetdevIngress | LbProgram::NetdevEgress => &mut self.netdev,
         };
         let classifier = classifier_mut(object, program)?;
         self.attachments
@@ -180,13 +230,13 @@ impl ServiceLb {
         }
     }
 
-    /// Counters summed over CPUs.
+    /// This node's counters summed over CPUs.
     pub fn counters(&self) -> Result<Counters> {
         self.maps.counters()
     }
 
-    /// Kernel ids of the three loaded programs (to find them in
-    /// `bpftool prog show`).
+    /// Kernel ids of the loaded programs (to find them in `bpftool prog
+    /// show`).
     pub fn program_ids(&self) -> Result<Vec<u32>> {
         LbProgram::ALL
             .into_iter()
@@ -207,6 +257,7 @@ impl ServiceLb {
         match program {
             LbProgram::VethIngress => &self.veth,
             LbProgram::PodEgress | LbProgram::PodIngress => &self.pod,
+            LbProgram::NetdevIngress | LbProgram::NetdevEgress => &self.netdev,
         }
     }
 }

@@ -1,16 +1,21 @@
-//! eBPF service load balancing for the `veth-ebpf`, `ipvlan-ebpf` and
-//! `netkit-ebpf` datapaths: the programs in `bpf/` (compiled by build.rs),
-//! their maps, and attaching them inside lab namespaces (TCX links, or
-//! clsact + cls_bpf over netlink before Linux 6.6, or netkit links).
+//! eBPF host routing (the `veth-ebpf` and `netkit-ebpf` datapaths) and the
+//! eBPF service proxy: the programs in `bpf/` (compiled by build.rs), their
+//! maps, and attaching them inside lab namespaces (TCX links, or clsact +
+//! cls_bpf over netlink before Linux 6.6, or netkit links).
 //!
-//! Two objects share one set of maps, pinned by name under
-//! /sys/fs/bpf/dplab/<run-id>/:
+//! Three objects share one set of maps per node, pinned by name under
+//! /sys/fs/bpf/dplab/<run-id>/nodes/<node>/:
 //! - `tc_veth_lb.o`, program `veth_ingress`: tc ingress of each pod's
-//!   host-side veth; DNAT, reverse NAT, redirect_peer into local pods.
+//!   host-side veth; service DNAT and reverse NAT when services are
+//!   programmed, redirect_peer into local pods.
 //! - `tc_pod_lb.o`, programs `pod_egress` / `pod_ingress`: the pod's own eth0
 //!   inside its namespace; DNAT on the way out, reverse NAT on the way in.
+//! - `tc_netdev_lb.o`, programs `netdev_ingress` / `netdev_egress`: the
+//!   node's underlay link and VXLAN device; node ports reached from other
+//!   nodes, and with host routing the delivery of arriving packets to pods.
 
 mod attach;
+pub mod cgroup_lb;
 mod counters;
 mod iface;
 mod lb;
@@ -26,12 +31,27 @@ pub use counters::{pinned_counters, Counters};
 pub use iface::ifindex_and_mac;
 pub use lb::ServiceLb;
 pub use loader::{check_classifier, LbProgram};
-pub use maps::{Endpoint, Proto, RedirectMode, ServiceSpec};
+pub use maps::{
+    ConntrackTimeouts, Endpoint, NodeConfig, NodeScope, Proto, RedirectMode, ServiceSpec,
+};
 pub use netkit_link::NetkitHook;
-pub use pins::{bpffs_mounted, ensure_bpffs, list_pinned_runs, pin_dir, remove_pins, PIN_ROOT};
+pub use pins::{
+    bpffs_mounted, ensure_bpffs, list_pinned_runs, node_pin_dir, pin_dir, remove_pins, PIN_ROOT,
+};
 pub use tc_mode::{TcAttachMode, FORCE_ENV as TC_ATTACH_ENV};
 pub use tc_netlink::{delete_clsact, detach_filter, has_clsact};
 pub use test_run::TestRunOutcome;
+
+/// Attach kinds of several load balancers (`tcx`, `netlink`, `netkit`,
+/// each `+`-joined) as one sorted `+`-joined list, None when empty.
+pub fn join_attach_kinds(kinds: impl Iterator<Item = String>) -> Option<String> {
+    let mut all: Vec<String> = kinds
+        .flat_map(|k| k.split('+').map(str::to_string).collect::<Vec<_>>())
+        .collect();
+    all.sort_unstable();
+    all.dedup();
+    (!all.is_empty()).then(|| all.join("+"))
+}
 
 use std::path::PathBuf;
 
@@ -191,8 +211,19 @@ mod objects {
             "/tc_pod_lb.o"
         )))
     }
+    #[cfg(dplab_bpf)]
+    pub fn netdev() -> Option<&'static [u8]> {
+        Some(aya::include_bytes_aligned!(concat!(
+            env!("OUT_DIR"),
+            "/tc_netdev_lb.o"
+        )))
+    }
     #[cfg(not(dplab_bpf))]
     pub fn veth() -> Option<&'static [u8]> {
+        None
+    }
+    #[cfg(not(dplab_bpf))]
+    pub fn netdev() -> Option<&'static [u8]> {
         None
     }
     #[cfg(not(dplab_bpf))]

@@ -1,17 +1,20 @@
 //! Named network namespaces, `ip netns` compatible (bind mounts under /run/netns).
 //!
 //! setns() changes only the calling thread, so every function that enters a
-//! namespace does it on a fresh OS thread that ends with the closure: no tokio
-//! worker and no long-lived thread ever changes namespace.
+//! namespace does it on a thread made for it (a fresh one, a pool's, or a
+//! worker's), never on a tokio worker.
 
+pub mod cross;
 pub mod netlink;
+pub mod pool;
+pub mod worker;
 
 use std::fs::File;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
-use nix::mount::{mount, umount2, MntFlags, MsFlags};
-use nix::sched::{setns, unshare, CloneFlags};
+use nix::mount::{umount2, MntFlags};
+use nix::sched::{setns, CloneFlags};
 
 /// Where `ip netns` keeps its bind mounts.
 pub const NETNS_DIR: &str = "/run/netns";
@@ -49,43 +52,7 @@ pub fn exists(name: &str) -> bool {
 /// Creates the named namespace `name`. Fails if it exists already, so two runs
 /// can never share one.
 pub fn create(name: &str) -> Result<()> {
-    let io = |op, source| NetnsError::Io {
-        name: name.to_string(),
-        op,
-        source,
-    };
-    std::fs::create_dir_all(NETNS_DIR).map_err(|e| io("create /run/netns", e))?;
-    let path = path_of(name);
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&path)
-        .map_err(|e| io("create mount point", e))?;
-    let owned = name.to_string();
-    let result = std::thread::spawn(move || -> Result<()> {
-        let sys = |op, source| NetnsError::Sys {
-            name: owned.clone(),
-            op,
-            source,
-        };
-        unshare(CloneFlags::CLONE_NEWNET).map_err(|e| sys("unshare", e))?;
-        mount(
-            Some("/proc/thread-self/ns/net"),
-            &path_of(&owned),
-            None::<&str>,
-            MsFlags::MS_BIND,
-            None::<&str>,
-        )
-        .map_err(|e| sys("bind mount", e))
-    })
-    .join()
-    .map_err(|_| NetnsError::Panicked {
-        name: name.to_string(),
-    })?;
-    if result.is_err() {
-        let _ = std::fs::remove_file(&path);
-    }
-    result
+    pool::create_all(&[name.to_string()], |_| ()).map(drop)
 }
 
 /// Deletes the named namespace. A namespace that is already gone counts as

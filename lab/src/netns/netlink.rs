@@ -8,22 +8,60 @@ use super::{run_in, NetnsError};
 /// runs on the current tokio runtime.
 pub fn handle_in(name: &str) -> Result<rtnetlink::Handle, NetnsError> {
     let runtime = tokio::runtime::Handle::current();
-    let (connection, handle, _) = run_in(name, move || {
-        // The socket registers with the caller's reactor.
-        let _entered = runtime.enter();
-        rtnetlink::new_connection()
-    })?
-    .map_err(|e| NetnsError::Io {
-        name: name.to_string(),
-        op: "open rtnetlink socket",
-        source: e,
-    })?;
-    tokio::spawn(connection);
+    run_in(name, move || connect_here(&runtime))?.map_err(socket_error(name))
+}
+
+/// Opens an rtnetlink connection in the calling thread's namespace, with
+/// its connection task on `runtime`.
+fn connect_here(runtime: &tokio::runtime::Handle) -> std::io::Result<rtnetlink::Handle> {
+    // The socket registers with the runtime's reactor.
+    let _entered = runtime.enter();
+    let (connection, handle, _) = rtnetlink::new_connection()?;
+    runtime.spawn(connection);
     Ok(handle)
 }
 
+/// Every connection is a socket, and a thousand pods are a thousand
+/// sockets: the common soft limit of 1024 open files is too low. Raises it
+/// as far as needed (never past the hard limit) before opening them.
+fn allow_open_files(names: &[String]) -> Result<(), NetnsError> {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let Some(first) = names.first() else {
+        return Ok(());
+    };
+    let error = |e: std::io::Error| NetnsError::Io {
+        name: first.clone(),
+        op: "raise the open files limit for one netlink socket per namespace",
+        source: e,
+    };
+    let open_now = std::fs::read_dir("/proc/self/fd").map_err(error)?.count() as u64;
+    // Room for the sockets plus what setup opens beside them.
+    let needed = open_now + names.len() as u64 + 256;
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).map_err(|e| error(e.into()))?;
+    if soft >= needed {
+        return Ok(());
+    }
+    if hard < needed {
+        return Err(error(std::io::Error::other(format!(
+            "{} namespaces need {needed} open files; the hard limit is {hard} (ulimit -Hn)",
+            names.len()
+        ))));
+    }
+    setrlimit(Resource::RLIMIT_NOFILE, needed, hard).map_err(|e| error(e.into()))
+}
+
+fn socket_error(name: &str) -> impl FnOnce(std::io::Error) -> NetnsError + '_ {
+    move |source| NetnsError::Io {
+        name: name.to_string(),
+        op: "open rtnetlink socket",
+        source,
+    }
+}
+
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::AsRawFd;
+use std::sync::Mutex;
 
 use futures::TryStreamExt;
 use rtnetlink::packet_route::link::{IpVlanMode, LinkAttribute, MacVlanMode};
@@ -54,6 +92,9 @@ impl NetlinkError {
 pub struct Netlink {
     netns: String,
     handle: rtnetlink::Handle,
+    /// Link indexes already known (from creation echoes or lookups), so
+    /// that every later request on a link costs one round trip, not two.
+    indexes: Mutex<HashMap<String, u32>>,
 }
 
 /// ipvlan modes dplab uses.
@@ -66,13 +107,74 @@ pub enum IpvlanMode {
 impl Netlink {
     /// Opens a connection inside namespace `netns`.
     pub fn open(netns: &str) -> Result<Netlink, super::NetnsError> {
-        Ok(Netlink {
-            netns: netns.to_string(),
-            handle: handle_in(netns)?,
-        })
+        Ok(Netlink::with_handle(netns, handle_in(netns)?))
     }
 
-    fn err(
+    /// Wraps a connection opened inside namespace `netns`.
+    pub fn with_handle(netns: &str, handle: rtnetlink::Handle) -> Netlink {
+        // Loopback is index 1 in every namespace (LOOPBACK_IFINDEX).
+        let known = HashMap::from([("lo".to_string(), 1)]);
+        Netlink {
+            netns: netns.to_string(),
+            handle,
+            indexes: Mutex::new(known),
+        }
+    }
+
+    /// Opens a connection inside every namespace of `names` (which exist),
+    /// on a few threads.
+    pub fn open_all(names: &[String]) -> Result<Vec<Netlink>, super::NetnsError> {
+        allow_open_files(names)?;
+        let runtime = tokio::runtime::Handle::current();
+        let opened = super::pool::run_in_each(names, |_| connect_here(&runtime))?;
+        Self::wrap_all(names, opened)
+    }
+
+    /// Creates every namespace of `names` and opens a connection inside
+    /// each while creating it, on a few threads.
+    pub fn create_all(names: &[String]) -> Result<Vec<Netlink>, super::NetnsError> {
+        allow_open_files(names)?;
+        let runtime = tokio::runtime::Handle::current();
+        let opened = super::pool::create_all(names, |_| connect_here(&runtime))?;
+        Self::wrap_all(names, opened)
+    }
+
+    fn wrap_all(
+        names: &[String],
+        opened: Vec<std::io::Result<rtnetlink::Handle>>,
+    ) -> Result<Vec<Netlink>, super::NetnsError> {
+        names
+            .iter()
+            .zip(opened)
+            .map(|(name, handle)| {
+                Ok(Netlink::with_handle(
+                    name,
+                    handle.map_err(socket_error(name))?,
+                ))
+            })
+            .collect()
+    }
+
+    /// The namespace this connection lives in.
+    pub fn netns(&self) -> &str {
+        &self.netns
+    }
+
+    /// Records that link `name` has index `index` (learnt elsewhere, e.g.
+    /// the pod end of a veth pair created from the node).
+    pub fn remember(&self, name: &str, index: u32) {
+        self.known().insert(name.to_string(), index);
+    }
+
+    fn known(&self) -> std::sync::MutexGuard<'_, HashMap<String, u32>> {
+        self.indexes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(super) fn handle(&self) -> &rtnetlink::Handle {
+        &self.handle
+    }
+
+    pub(super) fn err(
         &self,
         op: &'static str,
         object: impl Into<String>,
@@ -88,6 +190,9 @@ impl Netlink {
 
     /// Index of the link called `name`.
     pub async fn index(&self, name: &str) -> Result<u32, NetlinkError> {
+        if let Some(&index) = self.known().get(name) {
+            return Ok(index);
+        }
         let mut links = self
             .handle
             .link()
@@ -99,7 +204,10 @@ impl Netlink {
             .await
             .map_err(self.err("find link", name))?
         {
-            Some(msg) => Ok(msg.header.index),
+            Some(msg) => {
+                self.remember(name, msg.header.index);
+                Ok(msg.header.index)
+            }
             None => unreachable!("rtnetlink answers ENODEV for a missing link"),
         }
     }
@@ -304,7 +412,9 @@ impl Netlink {
             .map_err(self.err(
                 "move to namespace",
                 format!("{name} -> {target}/{new_name}"),
-            ))
+            ))?;
+        self.known().remove(name);
+        Ok(())
     }
 
     pub async fn set_alias(&self, name: &str, alias: &str) -> Result<(), NetlinkError> {

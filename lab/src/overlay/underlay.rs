@@ -4,8 +4,7 @@
 use crate::datapath::LabNet;
 use crate::error::Result;
 
-/// Name of the switch namespace (after the run prefix).
-pub const UNDERLAY_NS: &str = "underlay";
+pub use crate::names::UNDERLAY_NS;
 
 /// The node end of a node's underlay link: `dl3f9a-ul`.
 pub fn underlay_link(lab: &LabNet<'_>) -> String {

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::report::{format_number, median_ratio, with_interval};
+use super::format::{format_number, median_ratio, status_word, with_interval};
 use super::{CellStatus, Results};
 
 /// Which run a side of the comparison is.
@@ -144,15 +144,6 @@ pub fn compare(a: &Results, b: &Results) -> Comparison {
     out
 }
 
-fn status_name(s: CellStatus) -> &'static str {
-    match s {
-        CellStatus::Ok => "ok",
-        CellStatus::Skipped => "skipped",
-        CellStatus::Failed => "failed",
-        CellStatus::Unreachable => "unreachable",
-    }
-}
-
 /// Columns padded to their widest entry (counted in characters).
 fn aligned(rows: &[Vec<String>]) -> String {
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
@@ -233,9 +224,9 @@ impl Comparison {
             for s in &self.not_measured_in_both {
                 let reason = |status: CellStatus, r: &Option<String>| match r {
                     Some(r) if status != CellStatus::Ok => {
-                        format!("{} ({r})", status_name(status))
+                        format!("{} ({r})", status_word(status))
                     }
-                    _ => status_name(status).to_string(),
+                    _ => status_word(status).to_string(),
                 };
                 let _ = writeln!(
                     out,
@@ -293,6 +284,7 @@ mod tests {
             teardown_ms: None,
             metrics: BTreeMap::from([("throughput_gbps".to_string(), metric)]),
             proof: BTreeMap::new(),
+            conditions: None,
             bpf_attach: None,
         }
     }
@@ -306,18 +298,21 @@ mod tests {
             finished_at: String::new(),
             host: Default::default(),
             dplab_version: String::new(),
+            dplab_commit: None,
             command: Vec::new(),
             settings: Default::default(),
             cells,
+            conditions: None,
             benchmarks: BTreeMap::new(),
         }
     }
 
     #[test]
     fn repeated_keys_are_matched_in_order() {
-        // Two proxies for one cluster IP share a key: matched first to first.
-        let a = run(vec![cell("iptables", 10.0), cell("ebpf", 20.0)]);
-        let b = run(vec![cell("iptables", 11.0), cell("ebpf", 20.0)]);
+        // The same cell twice in a run (say, a second client with the same
+        // name): matched first to first, second to second.
+        let a = run(vec![cell("iptables", 10.0), cell("iptables", 20.0)]);
+        let b = run(vec![cell("iptables", 11.0), cell("iptables", 20.0)]);
         let c = compare(&a, &b);
         assert_eq!(c.metrics.len(), 2);
         assert_eq!(c.metrics[0].ratio, Some(1.1));
@@ -325,6 +320,19 @@ mod tests {
         assert!(c.metrics[1].cell.ends_with("#2"));
         assert_eq!(c.metrics[1].ratio, Some(1.0));
         assert!(!c.metrics[1].significant);
+    }
+
+    #[test]
+    fn proxies_are_part_of_the_key() {
+        let a = run(vec![cell("iptables", 10.0), cell("ebpf", 20.0)]);
+        let b = run(vec![cell("ebpf", 20.0), cell("iptables", 12.0)]);
+        let c = compare(&a, &b);
+        assert_eq!(
+            c.metrics[0].cell,
+            "veth-routed+iptables/cluster-ip/tcp-stream/pod-b->service:web"
+        );
+        assert_eq!(c.metrics[0].ratio, Some(1.2));
+        assert_eq!(c.metrics[1].ratio, Some(1.0));
     }
 
     #[test]

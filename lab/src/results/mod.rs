@@ -3,6 +3,9 @@
 
 pub mod chart;
 pub mod compare;
+pub mod conditions;
+pub mod format;
+pub mod layout;
 pub mod report;
 pub mod schema;
 pub mod stats;

@@ -1,8 +1,11 @@
-//! results.json, as CONTRACT.md defines it (`dplab.results/v1`).
+//! results.json (`dplab.results/v1`), documented field by field in
+//! docs/results.md.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+
+use super::conditions::{CellConditions, Conditions};
 
 pub const SCHEMA: &str = "dplab.results/v1";
 
@@ -15,12 +18,18 @@ pub struct Results {
     pub finished_at: String,
     pub host: Host,
     pub dplab_version: String,
+    /// The git commit dplab was built from (`-dirty`: with local changes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dplab_commit: Option<String>,
     /// The command line that made this run, to reproduce it.
     #[serde(default)]
     pub command: Vec<String>,
     #[serde(default)]
     pub settings: Settings,
     pub cells: Vec<Cell>,
+    /// How quiet the machine was at the start, at the end and during cells.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conditions: Option<Conditions>,
     /// Benchmarks of dplab itself measured during the run (setup times,
     /// rule programming), name -> value with its unit in the name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -74,6 +83,9 @@ pub struct Settings {
     /// Link shaping (multi-node underlay), if any, e.g. "tbf 1gbit".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shaping: Option<String>,
+    /// `--cpus`: the CPU the client and the server were pinned to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<crate::workload::pinning::CpuPinning>,
     /// How tc programs were attached, if any cell attached some: `tcx`
     /// (TCX links, Linux >= 6.6) or `netlink` (clsact qdisc + cls_bpf).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -85,7 +97,8 @@ pub struct Settings {
 pub enum CellStatus {
     Ok,
     Skipped,
-    /// Predicted not to carry this traffic, tried, and failed as predicted.
+    /// Predicted not to carry this traffic (e.g. bridge-nf-off with a NAT
+    /// proxy), tried, and failed as predicted; `reason` explains.
     Unreachable,
     Failed,
 }
@@ -95,7 +108,9 @@ pub enum CellStatus {
 pub struct Cell {
     pub datapath: String,
     pub target: String,
-    /// The service proxy of cluster-ip and node-port cells, null otherwise.
+    /// How a service address becomes a backend (`iptables`, `nftables`,
+    /// `ipvs`, `ebpf`, `socket-lb`) on cluster-ip and node-port cells;
+    /// null on pod-ip and node-ip cells.
     pub service_proxy: Option<String>,
     pub workload: String,
     pub tool: String,
@@ -113,6 +128,9 @@ pub struct Cell {
     pub teardown_ms: Option<f64>,
     pub metrics: BTreeMap<String, Metric>,
     pub proof: BTreeMap<String, i64>,
+    /// The worst machine conditions seen while the cell was measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conditions: Option<CellConditions>,
     /// How the lab's eBPF programs were attached: `tcx`, `netlink` or
     /// `netkit` (joined by `+` if mixed); absent without eBPF programs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -120,11 +138,17 @@ pub struct Cell {
 }
 
 impl Cell {
-    /// A stable key that names the cell across runs (for `compare`).
+    /// A stable key that names the cell across runs (for `compare`):
+    /// `[overlay/]datapath[+proxy]/target/workload/client->server`. Cells
+    /// without a proxy keep the key they had before proxies were an axis.
     pub fn key(&self) -> String {
+        let datapath = match &self.service_proxy {
+            Some(p) => format!("{}+{p}", self.datapath),
+            None => self.datapath.clone(),
+        };
         let mut key = format!(
-            "{}/{}/{}/{}->{}",
-            self.datapath, self.target, self.workload, self.client, self.server
+            "{datapath}/{}/{}/{}->{}",
+            self.target, self.workload, self.client, self.server
         );
         if let Some(o) = &self.overlay {
             key = format!("{o}/{key}");

@@ -48,11 +48,16 @@ pub struct RunOptions {
     pub duration: Duration,
     pub repetitions: u32,
     pub tool: Tool,
+    /// `--cpus`: where the client and server run.
+    pub cpus: crate::workload::pinning::CpuPinning,
 }
 
 impl RunOptions {
     pub fn params(&self) -> Params {
-        params_for(self.duration)
+        Params {
+            cpus: self.cpus,
+            ..params_for(self.duration)
+        }
     }
 
     /// The proxies measured on `datapath`.
@@ -128,6 +133,11 @@ impl LabKey {
     }
 }
 
+/// How many cells the matrix has (one repetition).
+pub fn cell_count(plan: &Plan, opts: &RunOptions) -> usize {
+    cells::specs(plan, opts).len()
+}
+
 /// Runs every cell and returns them (results.json's `cells`) plus the
 /// benchmarks measured on the way.
 pub async fn run_matrix(
@@ -199,12 +209,18 @@ pub async fn run_matrix(
                 measured.push(n);
                 tally.reps_tried = rep + 1;
                 tally.setups_ms.push(lab.setup_ms);
-                tally.bpf_attach = tally.bpf_attach.take().or(lab.proxy.bpf_attach());
+                tally.bpf_attach = tally.bpf_attach.take().or(lab.bpf_attach());
                 if tally.is_done() {
                     continue;
                 }
                 progress.cell(&tally.spec, rep + 1, opts.repetitions);
                 measure(&lab, opts.tool, &params, tally, progress);
+                if let Some(seen) = progress.cell_done() {
+                    tally
+                        .conditions
+                        .get_or_insert_with(Default::default)
+                        .merge(&seen);
+                }
             }
             let report = lab.down();
             benchmarks.push((format!("teardown_ms.{label}"), report.elapsed_ms));
@@ -326,6 +342,7 @@ pub fn results(
         finished_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         host: crate::results::Host::current(),
         dplab_version: env!("CARGO_PKG_VERSION").to_string(),
+        dplab_commit: Some(env!("DPLAB_GIT_COMMIT").to_string()),
         command: std::env::args().collect(),
         settings: crate::results::Settings {
             duration_s: opts.duration.as_secs_f64(),
@@ -337,9 +354,11 @@ pub fn results(
                 .as_ref()
                 .and_then(|u| u.rate.as_ref())
                 .map(|r| format!("tc tbf rate {r} on every node's underlay link")),
+            cpus: opts.cpus.is_set().then_some(opts.cpus),
             tc_attach: tc_attach_used(&cells),
         },
         cells,
+        conditions: None,
         benchmarks: bench,
     }
 }

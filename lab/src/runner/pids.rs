@@ -15,13 +15,13 @@ impl PidRecorder for JournalPids<'_> {
             what: what.to_string(),
         };
         if let Err(e) = self.0.record(&entry) {
-            eprintln!("dplab: warning: cannot journal process {pid}: {e}");
+            log::warn!("cannot journal process {pid}: {e}");
         }
     }
 
     fn reaped(&self, pid: u32) {
         if let Err(e) = self.0.record(&Entry::ProcessEnded { pid }) {
-            eprintln!("dplab: warning: cannot journal end of process {pid}: {e}");
+            log::warn!("cannot journal end of process {pid}: {e}");
         }
     }
 }

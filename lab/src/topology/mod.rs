@@ -2,9 +2,14 @@
 //! for error messages), then validate the whole thing into a [`Plan`] before
 //! anything touches the kernel.
 
+mod check;
 mod error;
+mod matrix;
+mod nodes;
+mod paths;
 mod plan;
 mod raw;
+mod services;
 mod validate;
 
 pub use error::TopologyError;

@@ -371,3 +371,100 @@ fn durations_parse() {
     assert_eq!(parse_duration("1m").unwrap().as_secs(), 60);
     assert!(parse_duration("0s").is_err());
 }
+
+#[test]
+fn service_proxies_parse_and_bad_ones_name_their_line() {
+    let with = GOOD.replacen(
+        "datapaths = [\"veth-routed\", \"bridge\"]",
+        "datapaths = [\"veth-routed\", \"bridge\"]\nservice_proxies = [\"nftables\", \"socket-lb\"]",
+        1,
+    );
+    let plan = parse_text(&with).unwrap();
+    assert_eq!(
+        plan.matrix.unwrap().proxies,
+        vec![
+            crate::kinds::ProxyKind::Nftables,
+            crate::kinds::ProxyKind::SocketLb
+        ]
+    );
+    assert!(parse_text(GOOD).unwrap().matrix.unwrap().proxies.is_empty());
+    let from = "datapaths = [\"veth-routed\", \"bridge\"]";
+    let line = GOOD.lines().position(|l| l == from).unwrap() + 2;
+    for (list, words) in [
+        ("[\"kube-proxy\"]", "unknown service proxy"),
+        ("[\"ebpf\", \"ebpf\"]", "listed twice"),
+        ("[]", "empty list"),
+    ] {
+        expect_error(
+            from,
+            &format!("{from}\nservice_proxies = {list}"),
+            line,
+            "matrix.service_proxies",
+            words,
+        );
+    }
+}
+
+#[test]
+fn node_ports_are_checked_and_reach_the_node_port_target() {
+    let with = GOOD
+        .replacen("port = 5201", "port = 5201\nnode_port = 30201", 1)
+        .replacen(
+            "targets = [\"pod-ip\", \"cluster-ip\"]",
+            "targets = [\"pod-ip\", \"node-port\"]",
+            1,
+        );
+    let plan = parse_text(&with).unwrap();
+    assert_eq!(plan.services[0].node_port, Some(30201));
+    let path = &plan.matrix.unwrap().paths[1];
+    assert_eq!(path.target, Target::NodePort);
+    assert_eq!((path.service, path.via), (Some(0), Some(0)));
+    // node-port without a node_port on the server's service
+    expect_error(
+        "targets = [\"pod-ip\", \"cluster-ip\"]",
+        "targets = [\"pod-ip\", \"node-port\"]",
+        20,
+        "matrix.targets",
+        "node_port",
+    );
+    expect_error(
+        "port = 5201",
+        "port = 5201\nnode_port = 0",
+        17,
+        "node_port",
+        "port 0",
+    );
+    let twice = GOOD.replacen("port = 5201", "port = 5201\nnode_port = 30201", 1)
+        + "[[services]]\nname = \"other\"\ncluster_ip = \"10.96.0.101\"\nport = 80\nnode_port = 30201\nbackends = [\"pod-b\"]\n";
+    let err = parse_text(&twice).expect_err("two services on one node port");
+    assert!(
+        err.field == "services[1].node_port" && err.message.contains("taken"),
+        "{err}"
+    );
+}
+
+#[test]
+fn node_port_paths_name_their_node() {
+    let shipped = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../topologies/nodeport.toml"),
+    )
+    .unwrap();
+    let plan = parse_text(&shipped).unwrap();
+    let node_b = plan.nodes.iter().position(|n| n.name == "node-b");
+    let m = plan.matrix.unwrap();
+    assert_eq!(m.paths[1].target, Target::NodePort);
+    assert_eq!(m.paths[1].via, node_b);
+    let bad = shipped.replacen("via = \"node-b\"", "via = \"node-z\"", 1);
+    let err = parse_text(&bad).expect_err("unknown via node");
+    assert!(
+        err.field == "matrix.paths[1].via" && err.message.contains("unknown node"),
+        "{err}"
+    );
+    let misplaced = shipped.replacen(
+        "client = \"node-a\"\nserver = \"node-b\"",
+        "client = \"node-a\"\nserver = \"node-b\"\nvia = \"node-b\"",
+        1,
+    );
+    let err = parse_text(&misplaced).expect_err("via on a node-ip path");
+    assert!(err.field == "matrix.paths[0].via", "{err}");
+}

@@ -74,6 +74,9 @@ impl<T: Send + 'static> Workers<T> {
         let tids = tids.clone();
         let body = move || {
             tids.register_current();
+            if let Some(cpu) = tids.cpu() {
+                super::pinning::pin_current_thread(cpu)?;
+            }
             f()
         };
         let handle = match ns {

@@ -116,17 +116,32 @@ pub fn config_has_irq_time_accounting(config: &str) -> bool {
         .any(|l| l.trim() == "CONFIG_IRQ_TIME_ACCOUNTING=y")
 }
 
-/// Thread ids of one side (client or server); workers register themselves.
+/// Thread ids of one side (client or server), which workers register, and
+/// the CPU that side is pinned to, if any.
 #[derive(Clone, Default)]
-pub struct TidSet(Arc<Mutex<Vec<u32>>>);
+pub struct TidSet {
+    tids: Arc<Mutex<Vec<u32>>>,
+    cpu: Option<usize>,
+}
 
 impl TidSet {
+    pub fn pinned(cpu: Option<usize>) -> TidSet {
+        TidSet {
+            cpu,
+            ..TidSet::default()
+        }
+    }
+
+    pub fn cpu(&self) -> Option<usize> {
+        self.cpu
+    }
+
     pub fn register_current(&self) {
-        self.0.lock().unwrap().push(current_tid());
+        self.tids.lock().unwrap().push(current_tid());
     }
 
     fn cpu_by_tid(&self) -> HashMap<u32, f64> {
-        let tids = self.0.lock().unwrap().clone();
+        let tids = self.tids.lock().unwrap().clone();
         tids.into_iter()
             .filter_map(|t| thread_cpu_seconds(t).map(|s| (t, s)))
             .collect()
@@ -149,6 +164,14 @@ pub struct CpuMeter {
 }
 
 impl CpuMeter {
+    /// A meter whose sides run on the CPUs of `pinning`.
+    pub fn pinned(pinning: super::pinning::CpuPinning) -> CpuMeter {
+        CpuMeter {
+            client: TidSet::pinned(pinning.client),
+            server: TidSet::pinned(pinning.server),
+        }
+    }
+
     pub fn snapshot(&self) -> CpuSnapshot {
         CpuSnapshot {
             client: self.client.cpu_by_tid(),

@@ -37,7 +37,7 @@ struct Outcome {
 
 pub fn run(p: &Params, e: &Endpoints, progress: Progress<'_>) -> Result<Sample, WorkloadError> {
     let stop = StopFlag::default();
-    let cpu = CpuMeter::default();
+    let cpu = CpuMeter::pinned(p.cpus);
     let done = Arc::new(AtomicU64::new(0));
 
     let server = HttpServer::start_measured(e, p.timeout, &cpu.server)?;

@@ -30,6 +30,7 @@ pub fn run(
         &["-s", "-1", "-p", &e.server_port.to_string()].map(String::from),
         "iperf3 server",
         false,
+        p.cpus.server,
         pids,
     )?;
     wait_listening(&mut server, e.server_port, p.timeout)?;
@@ -68,7 +69,15 @@ pub fn run(
             })
         }
     }
-    let client = ToolProcess::start(T, &e.client_netns, &args, "iperf3 client", true, pids)?;
+    let client = ToolProcess::start(
+        T,
+        &e.client_netns,
+        &args,
+        "iperf3 client",
+        true,
+        p.cpus.client,
+        pids,
+    )?;
     // iperf3 needs a moment to set up and to exchange results at the end.
     let limit = Duration::from_secs(omit + seconds) + p.timeout + Duration::from_secs(2);
     let outcome = client.wait_output(limit);

@@ -36,6 +36,7 @@ mod http_client;
 pub mod iperf3;
 mod ping;
 pub mod ping_tool;
+pub mod pinning;
 mod process;
 pub mod qperf;
 mod tcp_crr;
@@ -191,6 +192,8 @@ pub struct Params {
     pub http_concurrency: u32,
     /// Limit for each connect, read and write, and for a tool's overrun.
     pub timeout: Duration,
+    /// CPUs the client and server run on; unpinned by default.
+    pub cpus: pinning::CpuPinning,
 }
 
 impl Default for Params {
@@ -205,6 +208,7 @@ impl Default for Params {
             udp_rate_bps: None,
             http_concurrency: 100,
             timeout: Duration::from_secs(3),
+            cpus: pinning::CpuPinning::default(),
         }
     }
 }
@@ -270,6 +274,8 @@ pub enum WorkloadError {
     BadParams(String),
     #[error(transparent)]
     Netns(#[from] crate::netns::NetnsError),
+    #[error(transparent)]
+    Cgroup(#[from] crate::cgroup::CgroupError),
     #[error("no connection to {target} within {timeout:?}: {source}")]
     Connect {
         target: SocketAddr,
@@ -360,13 +366,25 @@ pub fn run_sample(
 ) -> Result<Sample, WorkloadError> {
     check_tool(tool, w)?;
     validate(w, p)?;
+    // In a lab with cgroups (socket-lb) the client's sockets must be made
+    // in the client pod's cgroup. The built-in generators are threads of
+    // dplab, so dplab joins that cgroup for the sample (and leaves after);
+    // external tools join it themselves before exec.
+    let _in_client_cgroup = match tool {
+        Tool::Builtin => crate::cgroup::join::SampleCgroup::enter_for_netns(&e.client_netns)?,
+        _ => None,
+    };
     match tool {
         Tool::Builtin => match w {
             Workload::TcpStream => tcp_stream::run(p, e, progress),
             Workload::UdpStream => udp_stream::run(p, e, progress),
             Workload::TcpRr => tcp_rr::run(p, e, progress),
             Workload::TcpCrr => tcp_crr::run(p, e, progress),
-            Workload::Ping => ping::run(p, e, progress),
+            // The built-in ping is its client on the caller's thread.
+            Workload::Ping => {
+                let _pin = pinning::PinnedHere::new(p.cpus.client)?;
+                ping::run(p, e, progress)
+            }
             Workload::Http => http::run(p, e, progress),
         },
         Tool::Iperf3 => iperf3::run(w, p, e, pids),

@@ -31,7 +31,7 @@ pub fn run(p: &Params, e: &Endpoints, pids: &dyn PidRecorder) -> Result<Sample, 
         deadline_s.to_string(),
         e.target.ip().to_string(),
     ];
-    let ping = ToolProcess::start(T, &e.client_netns, &args, "ping", true, pids)?;
+    let ping = ToolProcess::start(T, &e.client_netns, &args, "ping", true, p.cpus.client, pids)?;
     let Finished { stdout, stderr, .. } = ping.wait_output(Duration::from_secs(deadline_s + 2))?;
     let replies = parse_replies(&stdout);
     let measured: Vec<f64> = replies

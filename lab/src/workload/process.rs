@@ -33,16 +33,26 @@ impl<'a> ToolProcess<'a> {
     /// Starts `program args` inside namespace `ns` with stderr captured,
     /// stdout too if `capture_stdout` (a server's chatter goes to /dev/null
     /// so it never blocks on a full pipe), and journals its PID as `what`.
+    /// With `cpu` it starts pinned to that CPU.
     pub fn start(
         tool: Tool,
         ns: &str,
         args: &[String],
         what: &str,
         capture_stdout: bool,
+        cpu: Option<usize>,
         pids: &'a dyn PidRecorder,
     ) -> Result<Self, WorkloadError> {
         let program = tool.program().expect("external tools have a program");
         let mut cmd = netns::command_in(ns, program)?;
+        if let Some(cpu) = cpu {
+            super::pinning::pin_command(&mut cmd, cpu)?;
+        }
+        // In a lab with cgroups (socket-lb) the program runs in the pod's
+        // cgroup too, so its sockets go through the lab's hooks.
+        if let Some(dir) = crate::cgroup::of_netns(ns) {
+            crate::cgroup::join::join_on_exec(&mut cmd, &dir)?;
+        }
         cmd.args(args)
             .stdin(Stdio::null())
             .stdout(if capture_stdout {

@@ -59,6 +59,7 @@ pub fn run(
         &["-lp", &e.server_port.to_string()].map(String::from),
         "qperf server",
         false,
+        p.cpus.server,
         pids,
     )?;
     wait_listening(&mut server, e.server_port, p.timeout)?;
@@ -116,7 +117,15 @@ fn client_run(
         "-v".into(),
         test.into(),
     ];
-    let client = ToolProcess::start(T, &e.client_netns, &args, "qperf client", true, pids)?;
+    let client = ToolProcess::start(
+        T,
+        &e.client_netns,
+        &args,
+        "qperf client",
+        true,
+        p.cpus.client,
+        pids,
+    )?;
     // qperf spends up to its timeout synchronising at each end.
     let limit = Duration::from_secs(seconds + 2 * timeout_s) + Duration::from_secs(2);
     let finished = client.wait_output(limit)?;

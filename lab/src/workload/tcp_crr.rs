@@ -31,7 +31,7 @@ pub fn run(p: &Params, e: &Endpoints, progress: Progress<'_>) -> Result<Sample, 
     let stop = StopFlag::default();
     // Servers stop only after every client finished its last transaction.
     let server_stop = StopFlag::default();
-    let cpu = CpuMeter::default();
+    let cpu = CpuMeter::pinned(p.cpus);
     let done = Arc::new(AtomicU64::new(0));
     let mut servers = Workers::<()>::new(W);
     for _ in 0..p.parallel {

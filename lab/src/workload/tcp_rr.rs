@@ -33,7 +33,7 @@ pub fn run(p: &Params, e: &Endpoints, progress: Progress<'_>) -> Result<Sample, 
     drop(listener);
 
     let stop = StopFlag::default();
-    let cpu = CpuMeter::default();
+    let cpu = CpuMeter::pinned(p.cpus);
     let done = Arc::new(AtomicU64::new(0));
     let mut server_workers = Workers::<()>::new(W);
     for s in servers {

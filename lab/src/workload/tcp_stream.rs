@@ -34,7 +34,7 @@ pub fn run(p: &Params, e: &Endpoints, progress: Progress<'_>) -> Result<Sample, 
 
     let received = Arc::new(AtomicU64::new(0));
     let stop = StopFlag::default();
-    let cpu = CpuMeter::default();
+    let cpu = CpuMeter::pinned(p.cpus);
     let mut workers = Workers::new(W);
     for s in receivers {
         let (received, target) = (received.clone(), e.target);

@@ -92,7 +92,7 @@ pub fn run(p: &Params, e: &Endpoints, progress: Progress<'_>) -> Result<Sample, 
         .collect::<Result<_, _>>()?;
 
     let stop = StopFlag::default();
-    let cpu = CpuMeter::default();
+    let cpu = CpuMeter::pinned(p.cpus);
     let epoch = Instant::now();
     let received_bytes = Arc::new(AtomicU64::new(0));
     let mut receiver = Workers::<HashMap<u32, StreamStats>>::new(W);
