@@ -94,7 +94,11 @@ pub enum EbpfError {
         #[source]
         source: Box<aya::maps::MapError>,
     },
-    #[error("eBPF program {program}: attach to {netns}/{ifname} {direction}: {source}")]
+    /// aya names only the failed call; its cause (the errno) is shown too.
+    #[error(
+        "eBPF program {program}: attach to {netns}/{ifname} {direction}: {}",
+        with_causes(source.as_ref())
+    )]
     Attach {
         program: &'static str,
         netns: String,
@@ -163,6 +167,17 @@ pub enum EbpfError {
 }
 
 pub type Result<T> = std::result::Result<T, EbpfError>;
+
+/// An error with the chain of its sources, `a: b: c`.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    text
+}
 
 /// Why the eBPF datapaths cannot run here, or None when they can: objects not
 /// compiled (no clang at build time), not root, or no bpffs in the kernel.
