@@ -278,6 +278,8 @@ mod tests {
             server: "service:web".into(),
             overlay: None,
             placement: None,
+            services: None,
+            endpoints: None,
             status: CellStatus::Ok,
             reason: None,
             setup_ms: None,
@@ -298,6 +300,7 @@ mod tests {
             dplab_version: String::new(),
             command: Vec::new(),
             settings: Default::default(),
+            sweep: None,
             cells,
             benchmarks: BTreeMap::new(),
         }

@@ -110,7 +110,6 @@ pub fn status_word(status: CellStatus) -> &'static str {
         CellStatus::Skipped => "skipped",
         CellStatus::Unreachable => "unreachable",
         CellStatus::Failed => "failed",
-        CellStatus::Unreachable => "unreachable",
     }
 }
 

@@ -343,6 +343,7 @@ pub fn results(
                 .map(|r| format!("tc tbf rate {r} on every node's underlay link")),
             cpus: opts.cpus.is_set().then_some(opts.cpus),
         },
+        sweep: None,
         cells,
         benchmarks: bench,
     }

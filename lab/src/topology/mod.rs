@@ -10,9 +10,11 @@ mod paths;
 mod plan;
 mod raw;
 mod services;
+pub mod sweep;
 mod validate;
 
 pub use error::TopologyError;
+pub use sweep::Sweep;
 pub use plan::{
     parse_duration, Endpoint, Matrix, NodePlan, PathPlan, Plan, PodPlan, Protocol, ServicePlan,
     UnderlayPlan,
