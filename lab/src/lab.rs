@@ -31,6 +31,15 @@ pub struct Lab {
     pub ledger: Ledger,
     pub setup_ms: f64,
     pub proxy: Box<dyn ServiceProxy>,
+    /// When the proxy's install began and how long the call took.
+    pub install: ProxyInstall,
+}
+
+/// The proxy's install call inside [`Lab::up`], timed.
+#[derive(Debug, Clone, Copy)]
+pub struct ProxyInstall {
+    pub started: Instant,
+    pub ms: f64,
 }
 
 impl Lab {
@@ -66,11 +75,11 @@ impl Lab {
         let built = match service::create(proxy) {
             Ok(mut proxy) => build(plan, datapath, overlay, &run, &ledger, proxy.as_mut())
                 .await
-                .map(|()| proxy),
+                .map(|install| (proxy, install)),
             Err(e) => Err(e),
         };
         match built {
-            Ok(proxy) => {
+            Ok((proxy, install)) => {
                 drop(guard);
                 Ok(Lab {
                     run,
@@ -80,6 +89,7 @@ impl Lab {
                     ledger,
                     setup_ms: start.elapsed().as_secs_f64() * 1000.0,
                     proxy,
+                    install,
                 })
             }
             Err(e) => {
@@ -160,7 +170,7 @@ async fn build(
     run: &RunId,
     ledger: &Ledger,
     proxy: &mut dyn ServiceProxy,
-) -> Result<()> {
+) -> Result<ProxyInstall> {
     // Journal every namespace with one sync, then create them all on a few
     // threads, each opening its netlink connection while inside.
     let namespaces = LabNet::namespaces(run, plan);
@@ -181,8 +191,12 @@ async fn build(
         crate::overlay::wire(&net, o).await?;
     }
     inject_fault("after-wiring")?;
+    let started = Instant::now();
     proxy.install(&net, datapath)?;
-    Ok(())
+    Ok(ProxyInstall {
+        started,
+        ms: started.elapsed().as_secs_f64() * 1000.0,
+    })
 }
 
 /// Test hook: `DPLAB_INJECT_FAULT=<step>` makes setup fail at that step, to

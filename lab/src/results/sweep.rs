@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{CellStatus, Metric};
+use super::{CellStatus, Metric, Results};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct SweepResults {
@@ -68,6 +68,18 @@ const fn m(
     }
 }
 
+/// Point metrics that get a chart (the others only a table).
+pub const CHARTED: &[&str] = &[
+    "program_ms",
+    "update_add_service_ms",
+    "update_remove_endpoint_ms",
+    "connect_us_p50",
+    "connect_us_p99",
+    "connections_per_s",
+    "throughput_gbps",
+    "dplab_peak_rss_mb",
+];
+
 /// Metrics of a point (in `SweepPoint::metrics`), in report order.
 pub const POINT_METRICS: &[ScaleMetric] = &[
     m("program_ms", "Full programming", "ms", true),
@@ -103,7 +115,12 @@ pub const POINT_METRICS: &[ScaleMetric] = &[
     ),
     m("kernel_rules", "Rules in the kernel", "rules", true),
     m("kernel_chains", "Chains in the kernel", "chains", true),
-    m("kernel_map_bytes", "eBPF map memory (memlock)", "bytes", true),
+    m(
+        "kernel_map_bytes",
+        "eBPF map memory (memlock)",
+        "bytes",
+        true,
+    ),
     m("dplab_peak_rss_mb", "dplab's peak memory (RSS)", "MB", true),
 ];
 
@@ -123,10 +140,119 @@ pub const CELL_METRICS: &[(&str, ScaleMetric)] = &[
     ),
     (
         "tcp-crr",
-        m("connections_per_s", "tcp-crr connections/s", "conn/s", false),
+        m(
+            "connections_per_s",
+            "tcp-crr connections/s",
+            "conn/s",
+            false,
+        ),
     ),
     (
         "tcp-stream",
         m("throughput_gbps", "tcp-stream throughput", "Gbit/s", false),
     ),
 ];
+
+/// Every metric of a sweep, point metrics first, with the workload of the
+/// cells that carry it (None: a point metric).
+pub fn scale_metrics() -> impl Iterator<Item = (Option<&'static str>, ScaleMetric)> {
+    POINT_METRICS
+        .iter()
+        .map(|m| (None, *m))
+        .chain(CELL_METRICS.iter().map(|(w, m)| (Some(*w), *m)))
+}
+
+/// One line of a scale chart or table: a proxy (on a datapath) and its
+/// metric at each service count it has a value for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    pub label: String,
+    pub proxy: String,
+    pub values: Vec<(u32, Metric)>,
+}
+
+/// The series of `metric`, one per (datapath, proxy, overlay) in the
+/// order the run measured them; the datapath is named only when the sweep
+/// has several. Empty when no point or cell carries the metric.
+pub fn series(r: &Results, workload: Option<&str>, metric: &str) -> Vec<Series> {
+    let Some(sweep) = &r.sweep else {
+        return Vec::new();
+    };
+    // (datapath, proxy, overlay, services, value)
+    let rows: Vec<(&str, &str, Option<&str>, u32, &Metric)> = match workload {
+        None => sweep
+            .points
+            .iter()
+            .filter_map(|p| {
+                let m = p.metrics.get(metric)?;
+                Some((
+                    p.datapath.as_str(),
+                    p.service_proxy.as_str(),
+                    p.overlay.as_deref(),
+                    p.services,
+                    m,
+                ))
+            })
+            .collect(),
+        Some(w) => r
+            .cells
+            .iter()
+            .filter(|c| c.workload == w && c.status == CellStatus::Ok)
+            .filter_map(|c| {
+                let m = c.metrics.get(metric)?;
+                Some((
+                    c.datapath.as_str(),
+                    c.service_proxy.as_deref()?,
+                    c.overlay.as_deref(),
+                    c.services?,
+                    m,
+                ))
+            })
+            .collect(),
+    };
+    let several_datapaths = rows.iter().any(|r| r.0 != rows[0].0);
+    let mut out: Vec<(String, String, Option<String>, Series)> = Vec::new();
+    for (datapath, proxy, overlay, n, m) in rows {
+        let at = out
+            .iter()
+            .position(|(d, p, o, _)| d == datapath && p == proxy && o.as_deref() == overlay);
+        let at = at.unwrap_or_else(|| {
+            let mut label = proxy.to_string();
+            if several_datapaths {
+                label = format!("{datapath} · {label}");
+            }
+            if let Some(o) = overlay {
+                label = format!("{o} · {label}");
+            }
+            out.push((
+                datapath.to_string(),
+                proxy.to_string(),
+                overlay.map(str::to_string),
+                Series {
+                    label,
+                    proxy: proxy.to_string(),
+                    values: Vec::new(),
+                },
+            ));
+            out.len() - 1
+        });
+        out[at].3.values.push((n, m.clone()));
+    }
+    out.into_iter()
+        .map(|(_, _, _, mut s)| {
+            s.values.sort_by_key(|(n, _)| *n);
+            s
+        })
+        .collect()
+}
+
+/// A sweep's results with only the cells of its smallest point (the
+/// report's ordinary tables and charts show that point); None when the
+/// results are no sweep.
+pub fn smallest_point(r: &Results) -> Option<Results> {
+    let smallest = r.cells.iter().filter_map(|c| c.services).min()?;
+    let mut out = r.clone();
+    out.cells
+        .retain(|c| c.services.is_none_or(|n| n == smallest));
+    Some(out)
+}

@@ -6,6 +6,10 @@
 mod cells;
 pub mod pids;
 mod progress;
+pub mod sweep;
+mod sweep_footprint;
+mod sweep_point;
+mod sweep_probe;
 
 pub use cells::{CellSpec, Tally};
 pub use progress::Progress;

@@ -244,7 +244,11 @@ fn render_portal(svc: &ServicePlan, position: &str, chains: &mut String, rules: 
 
 /// Whether endpoint rules carry comments (not in large clusters).
 fn endpoint_comments(plan: &Plan) -> bool {
-    plan.services.iter().map(|s| s.backends.len()).sum::<usize>() <= LARGE_CLUSTER_ENDPOINTS
+    plan.services
+        .iter()
+        .map(|s| s.backends.len())
+        .sum::<usize>()
+        <= LARGE_CLUSTER_ENDPOINTS
 }
 
 /// The service chain's rules and the endpoint chains (declared and filled).
@@ -277,11 +281,7 @@ fn render_endpoints(
             )
             .unwrap();
         } else {
-            writeln!(
-                rules,
-                "-A {svc_chain}{comment} -j {sep}"
-            )
-            .unwrap();
+            writeln!(rules, "-A {svc_chain}{comment} -j {sep}").unwrap();
         }
         writeln!(
             rules,

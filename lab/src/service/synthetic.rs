@@ -22,10 +22,14 @@ const TARGET_PORT: u16 = 8080;
 /// `endpoints` endpoints; the matrix's service indexes follow the move.
 pub fn plan_point(plan: &Plan, services: u32, endpoints: u32) -> Result<Plan, String> {
     let own = plan.services.len();
-    let synthetic = (services as usize).checked_sub(own).ok_or_else(|| {
-        format!("{services} services are fewer than the topology's own {own}")
-    })?;
-    if let Some(s) = plan.services.iter().find(|s| s.name.starts_with(NAME_PREFIX)) {
+    let synthetic = (services as usize)
+        .checked_sub(own)
+        .ok_or_else(|| format!("{services} services are fewer than the topology's own {own}"))?;
+    if let Some(s) = plan
+        .services
+        .iter()
+        .find(|s| s.name.starts_with(NAME_PREFIX))
+    {
         return Err(format!(
             "service \"{}\" takes the prefix \"{NAME_PREFIX}\" of synthetic services",
             s.name
@@ -71,23 +75,25 @@ pub fn plan_point(plan: &Plan, services: u32, endpoints: u32) -> Result<Plan, St
 /// Addresses of the service CIDR no service of `plan` uses, in order.
 fn free_addresses(plan: &Plan) -> impl Iterator<Item = Ipv4Addr> {
     let taken: HashSet<Ipv4Addr> = plan.services.iter().map(|s| s.cluster_ip).collect();
-    plan.service_cidr.hosts().filter(move |ip| !taken.contains(ip))
+    plan.service_cidr
+        .hosts()
+        .filter(move |ip| !taken.contains(ip))
 }
 
 /// The service a one-change update adds to `point`: a fresh cluster IP,
 /// `port`, and as endpoints the `server` pod plus, if the lab has one, a
-/// pod that is neither client nor server (the endpoint the second change
-/// removes). Returns the service and that second endpoint.
+/// pod that is neither the client (if a pod) nor the server: the endpoint
+/// the second change removes. Returns the service and that endpoint.
 pub fn added_service(
     point: &Plan,
     server: usize,
-    client: usize,
+    client: Option<usize>,
     port: u16,
 ) -> Result<(ServicePlan, Option<usize>), String> {
     let cluster_ip = free_addresses(point)
         .next()
         .ok_or_else(|| format!("service_cidr {} is full", point.service_cidr))?;
-    let other = (0..point.pods.len()).find(|&p| p != server && p != client);
+    let other = (0..point.pods.len()).find(|&p| p != server && Some(p) != client);
     let mut backends = vec![server];
     backends.extend(other);
     Ok((
@@ -146,9 +152,15 @@ server = "pod-a"
         assert_eq!(point.services.len(), 1000);
         let ips: HashSet<Ipv4Addr> = point.services.iter().map(|s| s.cluster_ip).collect();
         assert_eq!(ips.len(), 1000, "a cluster IP is used twice");
-        assert!(point.services.iter().all(|s| base.service_cidr.contains(&s.cluster_ip)));
-        assert!(point.services.iter().all(|s| s.cluster_ip != base.service_cidr.network()
-            && s.cluster_ip != base.service_cidr.broadcast()));
+        assert!(point
+            .services
+            .iter()
+            .all(|s| base.service_cidr.contains(&s.cluster_ip)));
+        assert!(point
+            .services
+            .iter()
+            .all(|s| s.cluster_ip != base.service_cidr.network()
+                && s.cluster_ip != base.service_cidr.broadcast()));
         let names: HashSet<&str> = point.services.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names.len(), 1000, "a name is used twice");
         assert!(point.services[..999].iter().all(|s| s.backends.len() == 2));
@@ -169,8 +181,11 @@ server = "pod-a"
     #[test]
     fn the_added_service_takes_a_free_address_and_a_removable_endpoint() {
         let point = plan_point(&plan(), 1020, 1).unwrap();
-        let (added, other) = added_service(&point, 0, 1, 5300).unwrap();
-        assert!(point.services.iter().all(|s| s.cluster_ip != added.cluster_ip));
+        let (added, other) = added_service(&point, 0, Some(1), 5300).unwrap();
+        assert!(point
+            .services
+            .iter()
+            .all(|s| s.cluster_ip != added.cluster_ip));
         assert!(point.service_cidr.contains(&added.cluster_ip));
         assert_eq!(added.backends, vec![0, 2]);
         assert_eq!(other, Some(2));
@@ -184,7 +199,9 @@ server = "pod-a"
         let e = plan_point(&base, 1023, 1).unwrap_err();
         assert!(e.contains("no cluster IP left"), "{e}");
         let full = plan_point(&base, 1022, 1).unwrap();
-        assert!(added_service(&full, 0, 1, 5300).unwrap_err().contains("full"));
+        assert!(added_service(&full, 0, Some(1), 5300)
+            .unwrap_err()
+            .contains("full"));
         assert!(plan_point(&base, 0, 1).unwrap_err().contains("fewer"));
         assert!(plan_point(&base, 10, 4).unwrap_err().contains("3 pods"));
     }

@@ -14,11 +14,11 @@ pub mod sweep;
 mod validate;
 
 pub use error::TopologyError;
-pub use sweep::Sweep;
 pub use plan::{
     parse_duration, Endpoint, Matrix, NodePlan, PathPlan, Plan, PodPlan, Protocol, ServicePlan,
     UnderlayPlan,
 };
+pub use sweep::Sweep;
 
 use std::path::Path;
 

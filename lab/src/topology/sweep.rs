@@ -114,7 +114,12 @@ pub(super) fn check_sweep(
     pods: usize,
 ) -> Result<Sweep, TopologyError> {
     let raw = raw.get_ref();
-    let counts: Vec<i64> = raw.services.get_ref().iter().map(|n| *n.get_ref()).collect();
+    let counts: Vec<i64> = raw
+        .services
+        .get_ref()
+        .iter()
+        .map(|n| *n.get_ref())
+        .collect();
     let services = check_counts(&counts, room).or_else(|message| {
         // Point at the offending number when there is one.
         let span = raw

@@ -58,7 +58,10 @@ impl ConnectTimes {
 
 /// Opens a fresh connection to `target` and says how long the handshake
 /// took (see the module comment).
-pub fn timed_connect(target: SocketAddr, timeout: Duration) -> std::io::Result<(TcpStream, Duration)> {
+pub fn timed_connect(
+    target: SocketAddr,
+    timeout: Duration,
+) -> std::io::Result<(TcpStream, Duration)> {
     let started = Instant::now();
     let stream = TcpStream::connect_timeout(&target, timeout)?;
     Ok((stream, started.elapsed()))

@@ -14,10 +14,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::connect_latency::{abortive_close, timed_connect, ConnectTimes};
 use super::common::{
     join_deadline, stalled, tcp_listener, StopFlag, Supervision, Timeline, Workers,
 };
+use super::connect_latency::{abortive_close, timed_connect, ConnectTimes};
 use super::cpu::CpuMeter;
 use super::histogram::LatencyHistogram;
 use super::tcp_rr::{finish, read_message, Tally};

@@ -31,9 +31,8 @@ fn rules_follow_kube_proxy_structure() {
     assert!(rules.contains(
         "-A PREROUTING -m comment --comment \"dplab service portals\" -j DPLAB-SERVICES"
     ));
-    assert!(rules.contains(
-        "-A OUTPUT -m comment --comment \"dplab service portals\" -j DPLAB-SERVICES"
-    ));
+    assert!(rules
+        .contains("-A OUTPUT -m comment --comment \"dplab service portals\" -j DPLAB-SERVICES"));
     assert!(rules.contains("-d 10.96.0.10/32 -p tcp"));
     assert!(rules.contains("--probability 0.50000000000"));
     assert!(rules.contains("-j DNAT --to-destination 192.168.10.10:8080"));
@@ -66,7 +65,10 @@ fn the_proof_rule_counts_before_any_masquerade() {
         .filter(|l| l.starts_with("-A DPLAB-POSTROUTING"))
         .collect();
     assert!(postrouting[0].contains("--ctstate DNAT"), "{postrouting:?}");
-    assert!(!postrouting[0].contains(" -j "), "the proof rule only counts");
+    assert!(
+        !postrouting[0].contains(" -j "),
+        "the proof rule only counts"
+    );
     assert!(postrouting[1..].iter().all(|l| l.contains("-j MASQUERADE")));
 }
 
@@ -79,7 +81,10 @@ pkts      bytes target     prot opt in     out     source               destinat
    4      240 MASQUERADE  0    --  *      *       0.0.0.0/0            0.0.0.0/0            mark match 0x4000/0x4000
 ";
     assert_eq!(proof_rule_packets(listing), 17);
-    assert_eq!(proof_rule_packets("Chain DPLAB-POSTROUTING (1 references)\n"), 0);
+    assert_eq!(
+        proof_rule_packets("Chain DPLAB-POSTROUTING (1 references)\n"),
+        0
+    );
 }
 
 #[test]
@@ -90,7 +95,10 @@ fn an_added_service_goes_first_and_leaves_the_node_port_jump_alone() {
     svc.cluster_ip = "10.96.0.11".parse().unwrap();
     plan.services.push(svc.clone());
     let change = render_change(&plan, &ServiceChange::AddService(svc));
-    assert!(change.contains("-I DPLAB-SERVICES 1 -d 10.96.0.11/32"), "{change}");
+    assert!(
+        change.contains("-I DPLAB-SERVICES 1 -d 10.96.0.11/32"),
+        "{change}"
+    );
     assert!(!change.contains("DPLAB-NODEPORTS"), "{change}");
     assert_eq!(change.matches("-j DNAT").count(), 2);
 }
