@@ -256,3 +256,62 @@ pub fn smallest_point(r: &Results) -> Option<Results> {
         .retain(|c| c.services.is_none_or(|n| n == smallest));
     Some(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DOCS: &str = include_str!("../../../docs/results.md");
+
+    fn keys(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(map) => {
+                for (k, v) in map {
+                    out.push(k.clone());
+                    keys(v, out);
+                }
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|i| keys(i, out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn every_field_and_metric_a_sweep_writes_is_documented() {
+        let point = SweepPoint {
+            datapath: "veth-routed".into(),
+            service_proxy: "iptables".into(),
+            overlay: Some("routed".into()),
+            services: 10,
+            endpoints: 19,
+            measured_position: 10,
+            status: CellStatus::Ok,
+            reason: Some("r".into()),
+            metrics: BTreeMap::new(),
+            notes: vec!["n".into()],
+        };
+        let sweep = SweepResults {
+            services: vec![10],
+            endpoints_per_service: 2,
+            measured_service: "web".into(),
+            placement: "last".into(),
+            points: vec![point],
+        };
+        let mut found = Vec::new();
+        keys(&serde_json::to_value(&sweep).unwrap(), &mut found);
+        for k in found {
+            assert!(DOCS.contains(&format!("`{k}`")) || DOCS.contains(&format!("`sweep.{k}`")), "{k} is not in docs/results.md");
+        }
+        let names = POINT_METRICS
+            .iter()
+            .map(|m| m.name)
+            .chain(CELL_METRICS.iter().map(|(_, m)| m.name))
+            .chain(crate::workload::connect_latency::CONNECT_METRICS.iter().map(|(_, n)| *n));
+        for name in names {
+            assert!(DOCS.contains(name), "metric {name} is not in docs/results.md");
+        }
+        for field in ["services", "endpoints", "dplab.results/v2"] {
+            assert!(DOCS.contains(&format!("`{field}`")), "{field}");
+        }
+    }
+}

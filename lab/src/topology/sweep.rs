@@ -226,6 +226,14 @@ backends = ["pod-a"]
     }
 
     #[test]
+    fn every_key_is_documented() {
+        let docs = include_str!("../../../docs/topology.md");
+        for key in ["[sweep]", "services", "endpoints_per_service", "--services"] {
+            assert!(docs.contains(&format!("`{key}`")), "{key} is not in docs/topology.md");
+        }
+    }
+
+    #[test]
     fn endpoints_fit_the_pods() {
         assert_eq!(check_endpoints(2, 3).unwrap(), 2);
         assert!(check_endpoints(4, 3).unwrap_err().contains("3 pods"));
