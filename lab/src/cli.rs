@@ -212,10 +212,18 @@ pub struct RunArgs {
     /// [default: results/<topology name>/<UTC start time>]
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Extra synthetic services (2 backends each) programmed besides the
-    /// topology's, to measure how the service proxy scales
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    pub extra_services: u32,
+    /// Service-count sweep: measure the matrix while the proxy holds each
+    /// of these numbers of services (the topology's own plus synthetic
+    /// ones placed before them), e.g. 1,1000,10000,30000; also times
+    /// programming and one-change updates [default: the topology's [sweep]
+    /// services, else no sweep]
+    #[arg(
+        long,
+        value_name = "N,...",
+        value_delimiter = ',',
+        allow_negative_numbers = true
+    )]
+    pub services: Option<Vec<i64>>,
     /// Pin the client and/or the server to a CPU, e.g. client=0,server=1
     /// [default: unpinned]
     #[arg(long, value_name = "client=N,server=M", value_parser = pinning)]

@@ -33,6 +33,15 @@ pub struct Lab {
     pub proxy: Box<dyn ServiceProxy>,
     /// How the wiring's own eBPF programs (host routing) were attached.
     routing_attach: Option<String>,
+    /// When the proxy's install began and how long the call took.
+    pub install: ProxyInstall,
+}
+
+/// The proxy's install call inside [`Lab::up`], timed.
+#[derive(Debug, Clone, Copy)]
+pub struct ProxyInstall {
+    pub started: Instant,
+    pub ms: f64,
 }
 
 impl Lab {
@@ -68,11 +77,11 @@ impl Lab {
         let built = match service::create(proxy) {
             Ok(mut proxy) => build(plan, datapath, overlay, &run, &ledger, proxy.as_mut())
                 .await
-                .map(|routing| (proxy, routing)),
+                .map(|(install, routing)| (proxy, install, routing)),
             Err(e) => Err(e),
         };
         match built {
-            Ok((proxy, routing_attach)) => {
+            Ok((proxy, install, routing_attach)) => {
                 drop(guard);
                 Ok(Lab {
                     run,
@@ -83,6 +92,7 @@ impl Lab {
                     setup_ms: start.elapsed().as_secs_f64() * 1000.0,
                     proxy,
                     routing_attach,
+                    install,
                 })
             }
             Err(e) => {
@@ -172,7 +182,7 @@ async fn build(
     run: &RunId,
     ledger: &Ledger,
     proxy: &mut dyn ServiceProxy,
-) -> Result<Option<String>> {
+) -> Result<(ProxyInstall, Option<String>)> {
     // Journal every namespace with one sync, then create them all on a few
     // threads, each opening its netlink connection while inside.
     let namespaces = LabNet::namespaces(run, plan);
@@ -195,8 +205,15 @@ async fn build(
     }
     let routing_attach = datapath::finish(datapath, &net)?;
     inject_fault("after-wiring")?;
+    let started = Instant::now();
     proxy.install(&net, datapath)?;
-    Ok(routing_attach)
+    Ok((
+        ProxyInstall {
+            started,
+            ms: started.elapsed().as_secs_f64() * 1000.0,
+        },
+        routing_attach,
+    ))
 }
 
 /// Test hook: `DPLAB_INJECT_FAULT=<step>` makes setup fail at that step, to

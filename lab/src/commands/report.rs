@@ -5,18 +5,28 @@ use std::path::Path;
 use anyhow::Context;
 
 use crate::cli::{bad_input, Failure, EXIT_OK};
+use crate::results::schema::SCHEMAS_READ;
 use crate::results::{compare, report, Results};
 
 fn load(path: &Path) -> Result<Results, Failure> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| bad_input(format!("{}: cannot read: {e}", path.display())))?;
-    serde_json::from_str(&text).map_err(|e| {
+    let r: Results = serde_json::from_str(&text).map_err(|e| {
         bad_input(format!(
             "{}:{}: not a dplab results file: {e}",
             path.display(),
             e.line()
         ))
-    })
+    })?;
+    if !SCHEMAS_READ.contains(&r.schema.as_str()) {
+        return Err(bad_input(format!(
+            "{}: schema \"{}\" is not one this dplab reads ({})",
+            path.display(),
+            r.schema,
+            SCHEMAS_READ.join(", ")
+        )));
+    }
+    Ok(r)
 }
 
 pub fn report(results: &Path, out: Option<&Path>) -> Result<u8, Failure> {

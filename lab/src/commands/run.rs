@@ -13,17 +13,16 @@ use crate::names::RunId;
 use crate::results::{report, CellStatus};
 use crate::runner::{self, Progress, RunOptions};
 use crate::service::{pairing, Pairing};
-use crate::topology::Plan;
+use crate::topology::sweep::{check_counts, default_endpoints, Room};
+use crate::topology::{Plan, Sweep};
 use crate::workload::{self, Workload};
 
 pub async fn run(flags: RunArgs) -> Result<u8, Failure> {
-    let mut plan = super::load_plan(&flags.topology)?;
-    if flags.extra_services > 0 {
-        add_extra_services(&mut plan, flags.extra_services)?;
-    }
+    let plan = super::load_plan(&flags.topology)?;
     let opts = options(&plan, &flags)?;
     log::debug!("run options: {opts:?}");
     super::check_environment()?;
+    let sweep = sweep(&plan, &flags)?;
     super::require_root()?;
     let started = chrono::Utc::now();
     let out = flags.out.clone().unwrap_or_else(|| {
@@ -55,10 +54,31 @@ pub async fn run(flags: RunArgs) -> Result<u8, Failure> {
         opts.tool
     );
     let watch = Watch::start();
-    let progress = Progress::new(runner::cell_count(&plan, &opts) * opts.repetitions as usize)
-        .watching(watch.clone());
-    let (cells, benchmarks) = runner::run_matrix(&run, &plan, &opts, &progress).await;
-    let mut results = runner::results(&run, &plan, &opts, started, cells, benchmarks);
+    let mut results = match &sweep {
+        None => {
+            let progress =
+                Progress::new(runner::cell_count(&plan, &opts) * opts.repetitions as usize)
+                    .watching(watch.clone());
+            let (cells, benchmarks) = runner::run_matrix(&run, &plan, &opts, &progress).await;
+            runner::results(&run, &plan, &opts, started, cells, benchmarks)
+        }
+        Some(sweep) => {
+            log::info!(
+                "sweep: {:?} services, {} endpoints each",
+                sweep.services,
+                sweep.endpoints_per_service
+            );
+            let cells = runner::sweep::cells_per_repetition(&plan, &opts, sweep);
+            let progress = Progress::new(cells * opts.repetitions as usize).watching(watch.clone());
+            let out = runner::sweep::run_sweep(&run, &plan, &opts, sweep, &progress)
+                .await
+                .map_err(|e| anyhow::anyhow!("sweep of {}: {e}", plan.name))?;
+            let mut results =
+                runner::results(&run, &plan, &opts, started, out.cells, out.benchmarks);
+            results.sweep = Some(out.sweep);
+            results
+        }
+    };
     results.conditions = Some(watch.finish());
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let json = serde_json::to_string_pretty(&results).expect("results serialize");
@@ -165,38 +185,24 @@ fn options(plan: &Plan, flags: &RunArgs) -> Result<RunOptions, Failure> {
     })
 }
 
-/// Adds `count` services with two backends each (the first two pods), so
-/// the proxy holds as many rules as a cluster with that many services.
-/// They go before the topology's own services: the measured service's rule
-/// is then the last one iptables matches against (the worst case of its
-/// linear chain), and the matrix's service indexes move along.
-fn add_extra_services(plan: &mut Plan, count: u32) -> Result<(), Failure> {
-    let backends: Vec<usize> = (0..plan.pods.len().min(2)).collect();
-    let taken: Vec<std::net::Ipv4Addr> = plan.services.iter().map(|s| s.cluster_ip).collect();
-    let mut ips = plan.service_cidr.hosts().filter(|ip| !taken.contains(ip));
-    let mut extra = Vec::new();
-    for i in 0..count {
-        let cluster_ip = ips.next().ok_or_else(|| {
-            bad_input(format!(
-                "--extra-services {count}: service_cidr {} has too few addresses",
-                plan.service_cidr
-            ))
-        })?;
-        extra.push(crate::topology::ServicePlan {
-            name: format!("extra-{i}"),
-            cluster_ip,
-            port: 80,
-            target_port: 8080,
-            protocol: crate::topology::Protocol::Tcp,
-            node_port: None,
-            backends: backends.clone(),
-        });
-    }
-    plan.services.splice(0..0, extra);
-    if let Some(matrix) = plan.matrix.as_mut() {
-        for path in &mut matrix.paths {
-            path.service = path.service.map(|s| s + count as usize);
-        }
-    }
-    Ok(())
+/// The service-count sweep asked for: `--services` (checked like the
+/// topology's `[sweep] services`, exit 2 naming the flag), else the
+/// topology's `[sweep]`, else none.
+fn sweep(plan: &Plan, flags: &RunArgs) -> Result<Option<Sweep>, Failure> {
+    let Some(counts) = &flags.services else {
+        return Ok(plan.sweep.clone());
+    };
+    let room = Room {
+        own_services: plan.services.len(),
+        service_cidr: plan.service_cidr,
+    };
+    let services = check_counts(counts, room).map_err(|e| bad_input(format!("--services: {e}")))?;
+    let endpoints_per_service = plan.sweep.as_ref().map_or_else(
+        || default_endpoints(plan.pods.len()),
+        |s| s.endpoints_per_service,
+    );
+    Ok(Some(Sweep {
+        services,
+        endpoints_per_service,
+    }))
 }

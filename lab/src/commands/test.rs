@@ -94,6 +94,8 @@ pub async fn run(run: &str, flags: TestFlags) -> Result<u8, Failure> {
         server: plan.endpoint_name(dest.server).to_string(),
         overlay: None,
         placement: None,
+        services: None,
+        endpoints: None,
         status,
         reason,
         setup_ms: None,

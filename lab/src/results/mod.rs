@@ -9,5 +9,6 @@ pub mod layout;
 pub mod report;
 pub mod schema;
 pub mod stats;
+pub mod sweep;
 
 pub use schema::{Cell, CellStatus, Host, Metric, Results, Settings};

@@ -1,5 +1,6 @@
-//! results.json (`dplab.results/v1`), documented field by field in
-//! docs/results.md.
+//! results.json (`dplab.results/v2`; v1 files read the same: v2 only
+//! adds the service-count sweep, see [`super::sweep`]), documented field
+//! by field in docs/results.md.
 
 use std::collections::BTreeMap;
 
@@ -7,7 +8,10 @@ use serde::{Deserialize, Serialize};
 
 use super::conditions::{CellConditions, Conditions};
 
-pub const SCHEMA: &str = "dplab.results/v1";
+pub const SCHEMA: &str = "dplab.results/v2";
+
+/// Schemas `dplab report` and `dplab compare` read.
+pub const SCHEMAS_READ: [&str; 2] = ["dplab.results/v1", SCHEMA];
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Results {
@@ -26,6 +30,9 @@ pub struct Results {
     pub command: Vec<String>,
     #[serde(default)]
     pub settings: Settings,
+    /// A service-count sweep's points (v2), absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<super::sweep::SweepResults>,
     pub cells: Vec<Cell>,
     /// How quiet the machine was at the start, at the end and during cells.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -122,6 +129,12 @@ pub struct Cell {
     /// Multi-node labs: `same-node` or `cross-node`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub placement: Option<String>,
+    /// Service-count sweeps (v2): services the proxy held when this cell
+    /// was measured, and their endpoints in all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub services: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoints: Option<u32>,
     pub status: CellStatus,
     pub reason: Option<String>,
     pub setup_ms: Option<f64>,
@@ -139,8 +152,9 @@ pub struct Cell {
 
 impl Cell {
     /// A stable key that names the cell across runs (for `compare`):
-    /// `[overlay/]datapath[+proxy]/target/workload/client->server`. Cells
-    /// without a proxy keep the key they had before proxies were an axis.
+    /// `[overlay/]datapath[+proxy]/target/workload/client->server[@N]`, N
+    /// the services of a sweep's cell. Cells without a proxy keep the key
+    /// they had before proxies were an axis.
     pub fn key(&self) -> String {
         let datapath = match &self.service_proxy {
             Some(p) => format!("{}+{p}", self.datapath),
@@ -152,6 +166,9 @@ impl Cell {
         );
         if let Some(o) = &self.overlay {
             key = format!("{o}/{key}");
+        }
+        if let Some(n) = self.services {
+            key = format!("{key}@{n}");
         }
         key
     }

@@ -195,6 +195,8 @@ impl Tally {
             server: self.spec.server,
             overlay: self.spec.overlay.map(|o| o.to_string()),
             placement: self.spec.placement.map(str::to_string),
+            services: None,
+            endpoints: None,
             status,
             reason,
             setup_ms: median(self.setups_ms),

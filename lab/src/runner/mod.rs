@@ -6,6 +6,10 @@
 mod cells;
 pub mod pids;
 mod progress;
+pub mod sweep;
+mod sweep_footprint;
+mod sweep_point;
+mod sweep_probe;
 
 pub use cells::{CellSpec, Tally};
 pub use progress::Progress;
@@ -357,6 +361,7 @@ pub fn results(
             cpus: opts.cpus.is_set().then_some(opts.cpus),
             tc_attach: tc_attach_used(&cells),
         },
+        sweep: None,
         cells,
         conditions: None,
         benchmarks: bench,

@@ -14,6 +14,9 @@ pub mod socket_lb;
 
 pub use compat::{pairing, Pairing};
 
+/// Synthetic services for service-count sweeps.
+pub mod synthetic;
+
 use crate::datapath::LabNet;
 use crate::error::Result;
 use crate::kinds::{Datapath, ProxyKind, Target};

@@ -10,6 +10,7 @@ mod paths;
 mod plan;
 mod raw;
 mod services;
+pub mod sweep;
 mod validate;
 
 pub use error::TopologyError;
@@ -17,6 +18,7 @@ pub use plan::{
     parse_duration, Endpoint, Matrix, NodePlan, PathPlan, Plan, PodPlan, Protocol, ServicePlan,
     UnderlayPlan,
 };
+pub use sweep::Sweep;
 
 use std::path::Path;
 

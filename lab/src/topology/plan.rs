@@ -22,6 +22,8 @@ pub struct Plan {
     /// Present when the lab has more than one node.
     pub underlay: Option<UnderlayPlan>,
     pub matrix: Option<Matrix>,
+    /// `[sweep]`: service counts to measure the matrix at.
+    pub sweep: Option<super::sweep::Sweep>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -19,6 +19,8 @@ pub struct Topology {
     pub services: Vec<Service>,
     pub underlay: Option<Spanned<Underlay>>,
     pub matrix: Option<Spanned<Matrix>>,
+    /// A service-count sweep (see `super::sweep`).
+    pub sweep: Option<Spanned<super::sweep::RawSweep>>,
 }
 
 /// The network joining the nodes of a multi-node lab: a switch namespace.

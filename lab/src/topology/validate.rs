@@ -11,6 +11,7 @@ use super::nodes::{check_nodes, check_pods, check_underlay};
 use super::plan::*;
 use super::raw;
 use super::services::check_services;
+use super::sweep::{check_sweep, Room};
 
 const DEFAULT_SERVICE_CIDR: &str = "10.96.0.0/12";
 
@@ -44,9 +45,17 @@ pub fn validate(path: &Path, text: &str, raw: raw::Topology) -> Result<Plan, Top
         services,
         underlay,
         matrix: None,
+        sweep: None,
     };
     if let Some(m) = &raw.matrix {
         plan.matrix = Some(check_matrix(&c, m, &plan)?);
+    }
+    if let Some(s) = &raw.sweep {
+        let room = Room {
+            own_services: plan.services.len(),
+            service_cidr,
+        };
+        plan.sweep = Some(check_sweep(&c, s, room, plan.pods.len())?);
     }
     Ok(plan)
 }

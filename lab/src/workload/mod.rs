@@ -16,8 +16,9 @@
 //! - udp-stream: throughput_gbps (received), offered_gbps, loss_percent,
 //!   jitter_ms (RFC 3550), out_of_order, CPU as tcp-stream.
 //! - tcp-rr: transactions_per_s, latency_us_p50/p90/p99/max/mean (round
-//!   trip), cpu_*_percent. tcp-crr: connections_per_s and the same latencies
-//!   (connect to close).
+//!   trip), cpu_*_percent. tcp-crr: connections_per_s, the same latencies
+//!   (connect to close) and connect_us_p1/p50/p99 (first-packet latency:
+//!   the handshake alone, see [`connect_latency`]).
 //! - http: requests_per_s, errors, latency_us_*, cpu_*_percent.
 //! - ping: rtt_ms (mean), rtt_min_ms, rtt_max_ms, rtt_mdev_ms, loss_percent.
 //!
@@ -29,6 +30,7 @@
 //! built-in ping.
 
 mod common;
+pub mod connect_latency;
 pub mod cpu;
 pub mod histogram;
 pub mod http;

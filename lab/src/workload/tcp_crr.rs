@@ -4,9 +4,12 @@
 //! TIME_WAIT: the client closes with SO_LINGER {on, 0}, as netperf does, so
 //! the close sends a RST and leaves no TIME_WAIT socket on either side; the
 //! ephemeral port range is never exhausted however long the run.
+//!
+//! Every connect is timed apart as well: the first-packet latency
+//! ([`super::connect_latency`]).
 
 use std::io::Write;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,6 +17,7 @@ use std::time::{Duration, Instant};
 use super::common::{
     join_deadline, stalled, tcp_listener, StopFlag, Supervision, Timeline, Workers,
 };
+use super::connect_latency::{abortive_close, timed_connect, ConnectTimes};
 use super::cpu::CpuMeter;
 use super::histogram::LatencyHistogram;
 use super::tcp_rr::{finish, read_message, Tally};
@@ -56,7 +60,7 @@ pub fn run(p: &Params, e: &Endpoints, progress: Progress<'_>) -> Result<Sample, 
         })?;
     }
     let timeline = Timeline::starting_now(p);
-    let mut clients = Workers::<Tally>::new(W);
+    let mut clients = Workers::<(Tally, ConnectTimes)>::new(W);
     for _ in 0..p.parallel {
         let (stop, done, size, timeout, target) = (
             stop.clone(),
@@ -87,13 +91,19 @@ pub fn run(p: &Params, e: &Endpoints, progress: Progress<'_>) -> Result<Sample, 
     let tallies = clients.join(deadline);
     server_stop.stop();
     servers.join(deadline + ACCEPT_POLL)?;
-    let tallies = tallies?;
+    let (tallies, connects): (Vec<Tally>, Vec<ConnectTimes>) = tallies?.into_iter().unzip();
     let usage = usage.ok_or_else(|| WorkloadError::Failed {
         workload: W,
         target: e.target,
         what: "a worker ended before the measured interval did".into(),
     })?;
-    finish(W, e, p, tallies, usage)
+    let mut sample = finish(W, e, p, tallies, usage)?;
+    let mut all = ConnectTimes::default();
+    for c in &connects {
+        all.merge(c);
+    }
+    all.add_to(&mut sample);
+    Ok(sample)
 }
 
 fn connect_loop(
@@ -103,7 +113,7 @@ fn connect_loop(
     timeline: &Timeline,
     stop: &StopFlag,
     done: &AtomicU64,
-) -> Result<Tally, WorkloadError> {
+) -> Result<(Tally, ConnectTimes), WorkloadError> {
     let io_err = |op, source| WorkloadError::Transfer {
         workload: W,
         target,
@@ -116,15 +126,15 @@ fn connect_loop(
         latencies: LatencyHistogram::new(),
         transactions: 0,
     };
+    let mut connects = ConnectTimes::default();
     while !stop.stopped() {
         let started = Instant::now();
-        let mut s = TcpStream::connect_timeout(&target, timeout).map_err(|source| {
-            WorkloadError::Connect {
+        let (mut s, handshake) =
+            timed_connect(target, timeout).map_err(|source| WorkloadError::Connect {
                 target,
                 timeout,
                 source,
-            }
-        })?;
+            })?;
         s.set_read_timeout(Some(timeout))
             .and_then(|()| s.set_write_timeout(Some(timeout)))
             .and_then(|()| s.set_nodelay(true))
@@ -147,22 +157,10 @@ fn connect_loop(
         if timeline.measuring(now) {
             tally.latencies.record(now - started);
             tally.transactions += 1;
+            connects.record(handshake);
         }
     }
-    Ok(tally)
-}
-
-/// Closes with a RST (SO_LINGER 0): no TIME_WAIT, as netperf's TCP_CRR.
-fn abortive_close(s: TcpStream) {
-    let _ = nix::sys::socket::setsockopt(
-        &s,
-        nix::sys::socket::sockopt::Linger,
-        &libc::linger {
-            l_onoff: 1,
-            l_linger: 0,
-        },
-    );
-    drop(s);
+    Ok((tally, connects))
 }
 
 /// Accepts connections until stopped; answers one request on each and

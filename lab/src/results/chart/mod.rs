@@ -6,6 +6,7 @@ mod bars;
 mod canvas;
 mod latency;
 mod palette;
+mod scale;
 mod throughput;
 
 use super::Results;
@@ -28,8 +29,11 @@ pub enum ChartError {
 }
 
 /// Every chart the results have data for.
-pub fn all_charts(results: &Results) -> Result<Vec<Chart>, ChartError> {
-    let mut charts = Vec::new();
+pub fn all_charts(all: &Results) -> Result<Vec<Chart>, ChartError> {
+    // A sweep's ordinary charts show its smallest point; scale charts all.
+    let smallest = super::sweep::smallest_point(all);
+    let results = smallest.as_ref().unwrap_or(all);
+    let mut charts = scale::scale_charts(all)?;
     for workload in ["tcp-stream", "udp-stream"] {
         charts.extend(throughput_bars(results, workload)?);
     }

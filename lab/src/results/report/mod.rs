@@ -7,6 +7,8 @@ mod headline;
 mod multinode;
 mod notes;
 mod reading;
+pub mod scale;
+mod scale_reading;
 mod tables;
 
 use std::fmt::Write as _;
@@ -43,17 +45,25 @@ pub fn write_report(results: &Results, out_dir: &Path) -> std::io::Result<Vec<Pa
 }
 
 /// The whole report.md; `charts` are (title, file name relative to report.md).
-pub fn render_markdown(results: &Results, charts: &[(String, String)]) -> String {
+pub fn render_markdown(all: &Results, charts: &[(String, String)]) -> String {
+    // A sweep's ordinary tables show its smallest point; "Scale" shows all.
+    let smallest = super::sweep::smallest_point(all);
+    let results = smallest.as_ref().unwrap_or(all);
     let notes = notes::Notes::new(results);
     let mut placed = vec![false; results.cells.len()];
     let mut out = String::new();
     header::header(&mut out, results);
-    header::summary_counts(&mut out, results);
+    header::summary_counts(&mut out, all);
     tables::single_node_tables(&mut out, results, &notes, &mut placed);
     multinode::multi_node_tables(&mut out, results, &notes, &mut placed);
     detail::other_cells(&mut out, results, &notes, &placed);
     detail::cpu_cost(&mut out, results);
     reading::reading(&mut out, results);
+    scale::scale_section(&mut out, all, charts);
+    let charts: Vec<_> = charts
+        .iter()
+        .filter(|(_, f)| !scale::is_scale_chart(f))
+        .collect();
     if !charts.is_empty() {
         out.push_str("\n## Charts\n\n");
         for (title, file) in charts {
@@ -62,6 +72,6 @@ pub fn render_markdown(results: &Results, charts: &[(String, String)]) -> String
     }
     notes::skipped_and_failed(&mut out, results, &notes);
     detail::proof_of_path(&mut out, results);
-    detail::benchmarks(&mut out, results);
+    detail::benchmarks(&mut out, all);
     out
 }
