@@ -48,6 +48,9 @@ impl LbProgram {
 /// there) and its programs' bytecode, not yet verified.
 pub(super) fn load_object(name: &'static str, bytes: &[u8], pin_dir: &Path) -> Result<Ebpf> {
     EbpfLoader::new()
+        // The programs make no CO-RE relocations against kernel types, so
+        // the kernel's BTF (parsed again by every loader) is not needed.
+        .btf(None)
         .default_map_pin_directory(pin_dir)
         .load(bytes)
         .map_err(|source| EbpfError::LoadObject {
@@ -65,6 +68,14 @@ pub(super) fn load_program(object: &mut Ebpf, program: LbProgram) -> Result<()> 
             op: "load",
             source: Box::new(source),
         })
+}
+
+/// Loads `program` unless it is loaded already.
+pub(super) fn ensure_loaded(object: &mut Ebpf, program: LbProgram) -> Result<()> {
+    if classifier(object, program)?.fd().is_ok() {
+        return Ok(());
+    }
+    load_program(object, program)
 }
 
 pub(super) fn classifier(object: &Ebpf, program: LbProgram) -> Result<&SchedClassifier> {

@@ -20,6 +20,7 @@ mod lb;
 mod loader;
 pub mod maps;
 mod pins;
+mod programs;
 mod test_run;
 
 pub use counters::{pinned_counters, Counters};
