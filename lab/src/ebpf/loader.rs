@@ -48,9 +48,6 @@ impl LbProgram {
 /// there) and its programs' bytecode, not yet verified.
 pub(super) fn load_object(name: &'static str, bytes: &[u8], pin_dir: &Path) -> Result<Ebpf> {
     EbpfLoader::new()
-        // The programs make no CO-RE relocations against kernel types, so
-        // the kernel's BTF (parsed again by every loader) is not needed.
-        .btf(None)
         .default_map_pin_directory(pin_dir)
         .load(bytes)
         .map_err(|source| EbpfError::LoadObject {

@@ -1,7 +1,7 @@
 //! The three objects of one load balancer, each loaded when one of its
 //! programs is first needed and each program verified then: a lab uses a
-//! few of the five, and loading an object (aya parses the kernel's BTF for
-//! every one) and verifying are most of the cost of setting one up.
+//! few of the five, and loading an object (aya's loader parses the kernel's
+//! BTF every time) and verifying are most of the cost of setting one up.
 
 use std::path::{Path, PathBuf};
 
