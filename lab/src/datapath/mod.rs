@@ -34,7 +34,10 @@ pub const DROPPED: &str = "bpf_dropped";
 pub trait Wiring {
     /// Sets up a node namespace before its pods (bridges, uplinks, sysctls).
     async fn wire_node(&self, lab: &LabNet<'_>, node: usize) -> Result<()>;
-    /// Connects one pod (namespace already created) to its node.
+    /// Connects one pod (namespace already created) to its node. Runs for
+    /// many pods at once (after every node is wired): create the pod's
+    /// links straight inside it (see [`LabNet::pod_veth`]) and journal
+    /// them with [`LabNet::journal_link_grouped`].
     async fn wire_pod(&self, lab: &LabNet<'_>, pod: usize) -> Result<()>;
 }
 
