@@ -107,6 +107,7 @@ impl Bench {
                 run_id: id.to_string(),
                 topology: "bench_setup".into(),
                 datapath: "by-hand".into(),
+                proxy: None,
                 owner_pid: std::process::id(),
                 started_at: chrono::Utc::now().to_rfc3339(),
             },

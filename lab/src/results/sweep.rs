@@ -300,15 +300,25 @@ mod tests {
         let mut found = Vec::new();
         keys(&serde_json::to_value(&sweep).unwrap(), &mut found);
         for k in found {
-            assert!(DOCS.contains(&format!("`{k}`")) || DOCS.contains(&format!("`sweep.{k}`")), "{k} is not in docs/results.md");
+            assert!(
+                DOCS.contains(&format!("`{k}`")) || DOCS.contains(&format!("`sweep.{k}`")),
+                "{k} is not in docs/results.md"
+            );
         }
         let names = POINT_METRICS
             .iter()
             .map(|m| m.name)
             .chain(CELL_METRICS.iter().map(|(_, m)| m.name))
-            .chain(crate::workload::connect_latency::CONNECT_METRICS.iter().map(|(_, n)| *n));
+            .chain(
+                crate::workload::connect_latency::CONNECT_METRICS
+                    .iter()
+                    .map(|(_, n)| *n),
+            );
         for name in names {
-            assert!(DOCS.contains(name), "metric {name} is not in docs/results.md");
+            assert!(
+                DOCS.contains(name),
+                "metric {name} is not in docs/results.md"
+            );
         }
         for field in ["services", "endpoints", "dplab.results/v2"] {
             assert!(DOCS.contains(&format!("`{field}`")), "{field}");

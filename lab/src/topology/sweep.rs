@@ -229,7 +229,10 @@ backends = ["pod-a"]
     fn every_key_is_documented() {
         let docs = include_str!("../../../docs/topology.md");
         for key in ["[sweep]", "services", "endpoints_per_service", "--services"] {
-            assert!(docs.contains(&format!("`{key}`")), "{key} is not in docs/topology.md");
+            assert!(
+                docs.contains(&format!("`{key}`")),
+                "{key} is not in docs/topology.md"
+            );
         }
     }
 
