@@ -25,7 +25,7 @@ pub fn services_label(n: u32) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -122,7 +122,7 @@ fn unmeasured(out: &mut String, r: &Results) {
         return;
     };
     // (what happened, who: (lab, count) or a cell key)
-    let mut groups: Vec<(String, Vec<(String, Option<u32>)>)> = Vec::new();
+    let mut groups: Vec<(String, Vec<Who>)> = Vec::new();
     let mut add = |what: String, who: String, n: Option<u32>| match groups
         .iter_mut()
         .find(|(w, _)| *w == what)
@@ -174,8 +174,11 @@ fn unmeasured(out: &mut String, r: &Results) {
     }
 }
 
-/// `nftables on veth-routed at 1 and 1,000 services; `key``.
-fn who_list(who: &[(String, Option<u32>)]) -> String {
+/// A lab and the service count of a point, or a cell's key and None.
+type Who = (String, Option<u32>);
+
+/// `nftables on veth-routed at 1, 1,000 services; `key``.
+fn who_list(who: &[Who]) -> String {
     let mut parts: Vec<(String, Vec<u32>)> = Vec::new();
     for (name, n) in who {
         match parts.iter_mut().find(|(p, _)| p == name) {
