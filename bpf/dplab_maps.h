@@ -1,6 +1,6 @@
 /* BTF map definitions shared by every dplab load balancer object. Each map is
  * pinned by name, so the objects (and later processes) loaded with the same
- * pin directory share one instance of each map. */
+ * pin directory (one per node of a lab) share one instance of each map. */
 #ifndef DPLAB_MAPS_H
 #define DPLAB_MAPS_H
 
@@ -11,6 +11,7 @@
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC); /* memory for what is programmed only */
 	__uint(max_entries, DPLAB_MAX_SERVICES);
 	__type(key, struct lb_service_key);
 	__type(value, struct lb_service);
@@ -19,6 +20,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, DPLAB_MAX_BACKENDS);
 	__type(key, struct lb_backend_key);
 	__type(value, struct lb_backend);
@@ -48,5 +50,13 @@ struct {
 	__type(value, struct lb_counters);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } dplab_counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct lb_config);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} dplab_config SEC(".maps");
 
 #endif

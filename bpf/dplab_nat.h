@@ -1,4 +1,4 @@
-/* Packet parsing, service DNAT and reverse NAT shared by the tc programs. */
+/* Packet parsing and address rewriting shared by the tc programs. */
 #ifndef DPLAB_NAT_H
 #define DPLAB_NAT_H
 
@@ -22,6 +22,9 @@
 #define IP_DADDR_OFF (ETH_HLEN + offsetof(struct iphdr, daddr))
 #define TCP_CSUM_OFF 16
 #define UDP_CSUM_OFF 6
+#define TCP_FLAGS_OFF 13
+#define TCP_FIN 0x01
+#define TCP_RST 0x04
 
 /* What the programs need from an IPv4 TCP/UDP packet. */
 struct flow {
@@ -31,18 +34,24 @@ struct flow {
 	__be16 sport;
 	__be16 dport;
 	__u8 proto;
-};
-
-enum nat_result {
-	NAT_NONE = 0, /* not ours: untouched */
-	NAT_DONE = 1, /* translated */
-	NAT_DROP = 2, /* service without backend, or a rewrite failed midway */
+	__u8 tcp_flags;
 };
 
 static __always_inline struct lb_counters *counters(void)
 {
 	__u32 zero = 0;
 	return bpf_map_lookup_elem(&dplab_counters, &zero);
+}
+
+static __always_inline struct lb_config *config(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&dplab_config, &zero);
+}
+
+static __always_inline __be32 hairpin_addr(const struct lb_config *cfg)
+{
+	return cfg->hairpin_addr ? cfg->hairpin_addr : bpf_htonl(DPLAB_DEFAULT_HAIRPIN);
 }
 
 /* Fills `f` from an unfragmented IPv4 TCP or UDP packet; returns false for
@@ -72,16 +81,39 @@ static __always_inline bool parse_flow(struct __sk_buff *skb, struct flow *f)
 		return false;
 
 	__u32 l4_off = ETH_HLEN + ip->ihl * 4;
-	__be16 *ports = data + l4_off;
-	if ((void *)(ports + 2) > data_end)
+	__u8 *l4 = data + l4_off;
+	if ((void *)(l4 + 4) > data_end)
 		return false;
 
 	f->l4_off = l4_off;
 	f->saddr = ip->saddr;
 	f->daddr = ip->daddr;
 	f->proto = ip->protocol;
-	f->sport = ports[0];
-	f->dport = ports[1];
+	f->sport = *(__be16 *)l4;
+	f->dport = *(__be16 *)(l4 + 2);
+	f->tcp_flags = 0;
+	if (f->proto == IPPROTO_TCP) {
+		/* Conntrack needs FIN and RST; the header may be only partly linear. */
+		if ((void *)(l4 + TCP_FLAGS_OFF + 1) <= data_end)
+			f->tcp_flags = l4[TCP_FLAGS_OFF];
+		else
+			bpf_skb_load_bytes(skb, l4_off + TCP_FLAGS_OFF, &f->tcp_flags, 1);
+	}
+	return true;
+}
+
+/* The destination of any IPv4 packet (ICMP, fragments too): host routing
+ * delivers by address alone. */
+static __always_inline bool parse_ipv4_daddr(struct __sk_buff *skb, __be32 *daddr)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *ip = (void *)(eth + 1);
+
+	if ((void *)(ip + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))
+		return false;
+	*daddr = ip->daddr;
 	return true;
 }
 
@@ -117,9 +149,9 @@ static __always_inline __u32 flow_hash(const struct flow *f)
 }
 
 /* Rewrites the source (dst == false) or destination address and port, fixing
- * the IPv4 header checksum and the TCP/UDP checksum (pseudo header included).
- * A UDP checksum of 0 ("none") stays 0. */
-static __always_inline int rewrite_endpoint(struct __sk_buff *skb, const struct flow *f, bool dst,
+ * the IPv4 header checksum and the TCP/UDP checksum (pseudo header included),
+ * and `f` with them. A UDP checksum of 0 ("none") stays 0. */
+static __always_inline int rewrite_endpoint(struct __sk_buff *skb, struct flow *f, bool dst,
 					    __be32 new_addr, __be16 new_port)
 {
 	__u32 addr_off = dst ? IP_DADDR_OFF : IP_SADDR_OFF;
@@ -135,89 +167,20 @@ static __always_inline int rewrite_endpoint(struct __sk_buff *skb, const struct 
 		return -1;
 	if (bpf_skb_store_bytes(skb, addr_off, &new_addr, 4, 0))
 		return -1;
-	if (old_port == new_port)
-		return 0;
-	if (bpf_l4_csum_replace(skb, csum_off, old_port, new_port, l4_flags | 2))
-		return -1;
-	return bpf_skb_store_bytes(skb, port_off, &new_port, 2, 0);
-}
-
-/* Service DNAT: a packet to cluster ip:port goes to one of its backends; the
- * first packet of a flow picks it, later packets find it in conntrack. On
- * NAT_DONE, f->daddr/dport hold the backend. */
-static __always_inline enum nat_result service_dnat(struct __sk_buff *skb, struct flow *f)
-{
-	struct lb_service_key sk = { .addr = f->daddr, .port = f->dport, .proto = f->proto };
-	struct lb_service *svc = bpf_map_lookup_elem(&dplab_services, &sk);
-	if (!svc)
-		return NAT_NONE;
-
-	struct lb_ct_key fwd = {
-		.saddr = f->saddr,
-		.daddr = f->daddr,
-		.sport = f->sport,
-		.dport = f->dport,
-		.proto = f->proto,
-		.dir = CT_SERVICE,
-	};
-	struct lb_ct_value backend;
-	struct lb_ct_value *known = bpf_map_lookup_elem(&dplab_ct, &fwd);
-	if (known) {
-		backend = *known;
-	} else {
-		__u32 count = svc->backend_count;
-		if (count == 0)
-			return NAT_DROP;
-		struct lb_backend_key bk = { .service_id = svc->service_id,
-					     .index = flow_hash(f) % count };
-		struct lb_backend *be = bpf_map_lookup_elem(&dplab_backends, &bk);
-		if (!be)
-			return NAT_DROP;
-		backend = (struct lb_ct_value){ .addr = be->addr, .port = be->port };
-		struct lb_ct_key rev = {
-			.saddr = f->saddr,
-			.daddr = be->addr,
-			.sport = f->sport,
-			.dport = be->port,
-			.proto = f->proto,
-			.dir = CT_REVERSE,
-		};
-		struct lb_ct_value orig = { .addr = f->daddr, .port = f->dport };
-		/* Reverse entry first: a reply can only exist once the forward
-		 * packet has left, and by then both entries are in. */
-		bpf_map_update_elem(&dplab_ct, &rev, &orig, BPF_ANY);
-		bpf_map_update_elem(&dplab_ct, &fwd, &backend, BPF_ANY);
+	if (old_port != new_port) {
+		if (bpf_l4_csum_replace(skb, csum_off, old_port, new_port, l4_flags | 2))
+			return -1;
+		if (bpf_skb_store_bytes(skb, port_off, &new_port, 2, 0))
+			return -1;
 	}
-
-	if (rewrite_endpoint(skb, f, true, backend.addr, backend.port))
-		return NAT_DROP;
-	f->daddr = backend.addr;
-	f->dport = backend.port;
-	return NAT_DONE;
-}
-
-/* Reverse NAT: a reply from a backend to a client of a service gets the
- * cluster ip:port back as its source. */
-static __always_inline enum nat_result service_rev_nat(struct __sk_buff *skb, struct flow *f)
-{
-	struct lb_ct_key rev = {
-		.saddr = f->daddr,
-		.daddr = f->saddr,
-		.sport = f->dport,
-		.dport = f->sport,
-		.proto = f->proto,
-		.dir = CT_REVERSE,
-	};
-	struct lb_ct_value *orig = bpf_map_lookup_elem(&dplab_ct, &rev);
-	if (!orig)
-		return NAT_NONE;
-	__be32 addr = orig->addr;
-	__be16 port = orig->port;
-	if (rewrite_endpoint(skb, f, false, addr, port))
-		return NAT_DROP;
-	f->saddr = addr;
-	f->sport = port;
-	return NAT_DONE;
+	if (dst) {
+		f->daddr = new_addr;
+		f->dport = new_port;
+	} else {
+		f->saddr = new_addr;
+		f->sport = new_port;
+	}
+	return 0;
 }
 
 #endif

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs what dplab needs on a fresh Debian machine: the eBPF compiler,
-# iptables, the reference measurement tools and the report renderer.
+# iptables, nftables and ipvsadm (the nftables and ipvs proxies), the
+# reference measurement tools, the report renderer, and curl and python3
+# for the socket-lb tests (a client and servers run in pods).
 # Idempotent: a second run installs nothing.
 set -euo pipefail
 
-packages=(clang llvm libbpf-dev iptables iperf3 qperf iputils-ping iproute2 bpftool librsvg2-bin apache2-utils)
+packages=(clang llvm libbpf-dev iptables nftables ipvsadm iperf3 qperf iputils-ping iproute2 bpftool librsvg2-bin apache2-utils curl python3)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -5,6 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh
+# What this host must be able to run: a test that skips any of it fails
+# (tests/common/skip.rs). Set DPLAB_REQUIRE= to require nothing.
+DPLAB_REQUIRE=${DPLAB_REQUIRE-$(tests/guest/require.sh host)}
+export DPLAB_REQUIRE
+echo "tests: this host must run: $DPLAB_REQUIRE"
 cargo test --workspace --release -- --nocapture 2>&1 | tee /tmp/dplab-tests.log
 echo "tests: skipped on this kernel:"
 grep -h "^SKIPPED" /tmp/dplab-tests.log | sort -u || true

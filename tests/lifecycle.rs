@@ -15,13 +15,11 @@ fn lifecycle(datapath: &str, gateway: &str) {
     let before = root_snapshot();
     let run = match up(BLOG, datapath) {
         Ok(run) => run,
-        Err(stderr) if stderr.contains("kernel has no") => {
-            let reason = stderr
-                .lines()
-                .filter(|l| l.contains("kernel has no"))
-                .collect::<Vec<_>>()
-                .join(" ");
-            eprintln!("SKIPPED {datapath}: {reason}");
+        Err(stderr) => {
+            let Some(reason) = unsupported_reason(&stderr) else {
+                panic!("up {datapath} failed: {stderr}");
+            };
+            skip(datapath, &[datapath], &reason);
             assert_eq!(
                 root_snapshot(),
                 before,
@@ -29,7 +27,6 @@ fn lifecycle(datapath: &str, gateway: &str) {
             );
             return;
         }
-        Err(stderr) => panic!("up {datapath} failed: {stderr}"),
     };
     let a = format!("dl{run}-pod-a");
     let b = format!("dl{run}-pod-b");
@@ -90,6 +87,16 @@ fn ipvlan_ebpf() {
 #[test]
 fn veth_ebpf() {
     lifecycle("veth-ebpf", "169.254.10.24");
+}
+
+#[test]
+fn netkit() {
+    lifecycle("netkit", "169.254.10.24");
+}
+
+#[test]
+fn netkit_ebpf() {
+    lifecycle("netkit-ebpf", "169.254.10.24");
 }
 
 #[test]

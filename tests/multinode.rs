@@ -168,3 +168,227 @@ fn cross_node_run_reports_paths_with_placement_and_proof() {
         .unwrap()
         .contains("vxlan"));
 }
+
+// ---- veth-ebpf across nodes --------------------------------------------
+
+/// Skips loudly when this machine cannot run eBPF datapaths.
+fn ebpf_here(test: &str) -> bool {
+    if !privileged(test) {
+        return false;
+    }
+    match dplab::ebpf::unavailable_reason() {
+        Some(reason) => {
+            eprintln!("SKIPPED {test}: {reason}");
+            false
+        }
+        None => true,
+    }
+}
+
+/// The pod in namespace `ns` connects to `service`, whose only backend is
+/// the pod itself, and its own server answers: the address the server saw
+/// the connection come from, once an echo went both ways.
+fn hairpin_peer(ns: &str, service: std::net::SocketAddr, port: u16) -> Result<String, String> {
+    use std::io::{Read, Write};
+    use std::time::Duration;
+    let talk = move || -> std::io::Result<String> {
+        let listener = std::net::TcpListener::bind(("0.0.0.0", port))?;
+        let mut client = std::net::TcpStream::connect_timeout(&service, Duration::from_secs(3))?;
+        client.set_read_timeout(Some(Duration::from_secs(3)))?;
+        let (mut server, peer) = listener.accept()?;
+        server.set_read_timeout(Some(Duration::from_secs(3)))?;
+        let mut buf = [0u8; 4];
+        client.write_all(b"ping")?;
+        server.read_exact(&mut buf)?;
+        server.write_all(b"pong")?;
+        client.read_exact(&mut buf)?;
+        if &buf != b"pong" {
+            return Err(std::io::Error::other("echo garbled"));
+        }
+        Ok(peer.ip().to_string())
+    };
+    dplab::netns::run_in(ns, talk)
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())
+}
+
+/// veth-ebpf with the eBPF proxy on two nodes: a cluster IP whose backend
+/// is on the other node (translated at the client's node, reverse-translated
+/// there, handed to the pods by eBPF), and a pod reaching that service from
+/// the backend itself (hairpin).
+fn veth_ebpf_two_nodes(overlay: &str) {
+    let test = format!("veth-ebpf on {overlay}");
+    if !ebpf_here(&test) {
+        return;
+    }
+    let before = root_snapshot();
+    let dir = tempfile::tempdir().unwrap();
+    let run = up(&topology(overlay, dir.path()), "veth-ebpf").expect("up");
+    let ns = |name: &str| format!("dl{run}-{name}");
+    // service web 10.96.0.80:80 -> pod-b2:5201 on node-b; pod-a1 on node-a
+    let out = dplab(&[
+        "test",
+        &run,
+        "--from",
+        "pod-a1",
+        "--to",
+        "service:web",
+        "--workload",
+        "tcp-rr",
+        "--duration",
+        "1s",
+        "--json",
+    ]);
+    let hairpin = hairpin_peer(&ns("pod-b2"), "10.96.0.80:80".parse().unwrap(), 5201);
+    let pinged = ping(&ns("pod-a1"), "10.244.2.3");
+    down(&run);
+    assert!(
+        out.status.success(),
+        "{overlay}: dplab test failed: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let cell: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let proof = |name: &str| cell["proof"][name].as_i64().unwrap_or(-1);
+    assert!(proof("bpf_service_hits") > 0, "{overlay}: {cell}");
+    assert!(proof("bpf_rev_nat") > 0, "{overlay}: {cell}");
+    assert!(proof("bpf_redirected") > 0, "{overlay}: {cell}");
+    assert_eq!(proof("iptables_dnat_packets"), 0, "{overlay}: {cell}");
+    assert_eq!(proof("bpf_dropped"), 0, "{overlay}: {cell}");
+    if overlay == "vxlan" {
+        assert!(proof("vxlan_tx_packets") > 0, "{overlay}: {cell}");
+    }
+    assert_eq!(
+        hairpin,
+        Ok("169.254.42.1".to_string()),
+        "{overlay}: hairpin through the service"
+    );
+    assert!(pinged, "{overlay}: ICMP across nodes with host routing");
+    assert_eq!(root_snapshot(), before);
+}
+
+#[test]
+fn veth_ebpf_routed_cross_node_cluster_ip_and_hairpin() {
+    veth_ebpf_two_nodes("routed");
+}
+
+#[test]
+fn veth_ebpf_vxlan_cross_node_cluster_ip_and_hairpin() {
+    veth_ebpf_two_nodes("vxlan");
+}
+
+/// Two nodes with node ports: one backed on node-b, one on node-a.
+const NODE_PORTS: &str = r#"
+name = "node-ports"
+service_cidr = "10.96.0.0/16"
+[underlay]
+cidr = "10.0.0.0/24"
+[[nodes]]
+name = "node-a"
+pod_cidr = "10.244.1.0/24"
+[[nodes]]
+name = "node-b"
+pod_cidr = "10.244.2.0/24"
+[[pods]]
+name = "pod-a1"
+node = "node-a"
+[[pods]]
+name = "pod-a2"
+node = "node-a"
+[[pods]]
+name = "pod-b2"
+node = "node-b"
+[[services]]
+name = "on-b"
+cluster_ip = "10.96.0.80"
+port = 80
+target_port = 5201
+node_port = 30080
+backends = ["pod-b2"]
+[[services]]
+name = "on-a"
+cluster_ip = "10.96.0.81"
+port = 80
+target_port = 5201
+node_port = 30081
+backends = ["pod-a2"]
+[matrix]
+overlays = ["OVERLAY"]
+datapaths = ["veth-ebpf", "veth-routed"]
+service_proxies = ["ebpf"]
+workloads = ["tcp-rr"]
+[[matrix.paths]]
+client = "pod-a1"
+server = "pod-b2"
+target = "node-port"
+via = "node-b"
+[[matrix.paths]]
+client = "pod-a1"
+server = "pod-a2"
+target = "node-port"
+via = "node-b"
+[[matrix.paths]]
+client = "node-a"
+server = "pod-b2"
+target = "node-port"
+via = "node-b"
+"#;
+
+/// eBPF node ports reached from the other node, with veth-ebpf's host
+/// routing and with the pod programs of veth-routed: to a backend on the
+/// node port's node (DNAT at its edge), to one back on the client's node
+/// (DNAT and SNAT to the node's address), from a pod and from a node.
+fn ebpf_node_ports(overlay: &str) {
+    let test = format!("eBPF node ports on {overlay}");
+    if !ebpf_here(&test) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let topo = dir.path().join("node-ports.toml");
+    std::fs::write(&topo, NODE_PORTS.replace("OVERLAY", overlay)).unwrap();
+    let out_dir = dir.path().join("out");
+    let out = dplab(&[
+        "run",
+        topo.to_str().unwrap(),
+        "--duration",
+        "1s",
+        "--repetitions",
+        "1",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("results.json")).unwrap())
+            .unwrap();
+    let cells = results["cells"].as_array().unwrap();
+    assert_eq!(cells.len(), 6);
+    for c in cells {
+        let what = format!(
+            "{overlay} {} {} > {}",
+            c["datapath"], c["client"], c["server"]
+        );
+        assert_eq!(c["status"], "ok", "{what}: {}", c["reason"]);
+        let proof = |name: &str| c["proof"][name].as_i64().unwrap_or(-1);
+        assert!(proof("bpf_service_hits") > 0, "{what}: {c}");
+        assert_eq!(proof("iptables_dnat_packets"), 0, "{what}: {c}");
+        assert_eq!(proof("bpf_dropped"), 0, "{what}: {c}");
+        let snat = c["server"] == "pod-a2";
+        assert_eq!(
+            proof("bpf_snat") > 0,
+            snat,
+            "{what}: SNAT only to another node: {c}"
+        );
+        assert_eq!(proof("bpf_forwarded") > 0, snat, "{what}: {c}");
+    }
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
+#[test]
+fn ebpf_node_ports_routed() {
+    ebpf_node_ports("routed");
+}
+
+#[test]
+fn ebpf_node_ports_vxlan() {
+    ebpf_node_ports("vxlan");
+}

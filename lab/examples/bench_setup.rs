@@ -32,12 +32,16 @@ use dplab::teardown::teardown_run;
 
 const SIZES: [usize; 2] = [100, 1000];
 
-/// One measurement of one way of building a lab.
+/// The measurements of one way of building a lab.
 #[derive(Default)]
 struct Series {
     up: Vec<f64>,
     down: Vec<f64>,
     drained: Vec<f64>,
+    /// What dplab itself reports: `up in N ms` (the lab's setup_ms, without
+    /// process start and parsing) and `down ... took N ms`.
+    inner_up: Vec<f64>,
+    inner_down: Vec<f64>,
 }
 
 struct Bench {
@@ -213,6 +217,7 @@ impl Bench {
         );
         let stdout = String::from_utf8_lossy(&out.stdout);
         let run = stdout.lines().last().expect("run id").trim().to_string();
+        let inner_up = reported_ms(&out.stderr, "dplab: up in ");
         self.arm_canary();
         let start = Instant::now();
         let out = Command::new(&self.dplab)
@@ -225,10 +230,13 @@ impl Bench {
             "dplab down {run}: {}",
             String::from_utf8_lossy(&out.stdout)
         );
+        let inner_down = reported_ms(&out.stderr, " took ");
         let drained = self.wait_drained(start);
         println!(
-            "  pods-{pods:<5} dplab    up {up:7.0} ms  down {down:6.0} ms  drained {drained:6.0} ms"
+            "  pods-{pods:<5} dplab    up {up:7.0} ms  down {down:6.0} ms  drained {drained:6.0} ms  (dplab says: up in {inner_up:.0} ms, down took {inner_down:.0} ms)"
         );
+        series.inner_up.push(inner_up);
+        series.inner_down.push(inner_down);
         series.up.push(up);
         series.down.push(down);
         series.drained.push(drained);
@@ -280,6 +288,17 @@ impl Bench {
     }
 }
 
+/// The number of milliseconds after `marker` in dplab's log.
+fn reported_ms(stderr: &[u8], marker: &str) -> f64 {
+    let text = String::from_utf8_lossy(stderr);
+    text.lines()
+        .find_map(|l| {
+            let rest = &l[l.find(marker)? + marker.len()..];
+            rest.split_whitespace().next()?.parse().ok()
+        })
+        .unwrap_or(f64::NAN)
+}
+
 fn report(pods: usize, dplab: &Series, by_hand: &Series) {
     println!("pods-{pods}: median (min-max) of {} rounds", dplab.up.len());
     let rows = [
@@ -300,6 +319,11 @@ fn report(pods: usize, dplab: &Series, by_hand: &Series) {
             m1 / m2
         );
     }
+    println!(
+        "  dplab's own figures: up in {} ms, down took {} ms",
+        spread(&dplab.inner_up),
+        spread(&dplab.inner_down)
+    );
 }
 
 fn spread(v: &[f64]) -> String {

@@ -130,6 +130,18 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run a program inside a pod of a running lab: in its network namespace
+    /// and, when the lab has one (socket-lb), its cgroup; stdio inherited,
+    /// exit status passed through (128 + signal when a signal ended it)
+    Exec {
+        /// Run id that `dplab up` printed (4 hex digits, e.g. 3f9a)
+        run: String,
+        /// A pod (or node) of the lab
+        pod: String,
+        /// The program and its arguments, after `--`
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
     /// Tear a lab down (one left running by `dplab up`, or a dead run's)
     Down {
         /// Run id to tear down (4 hex digits)

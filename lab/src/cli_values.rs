@@ -12,7 +12,6 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use clap::builder::{PossibleValue, TypedValueParser};
-use clap::error::ErrorKind;
 
 use crate::kinds::{Datapath, Overlay, ProxyKind, Target};
 use crate::workload::{Tool, Workload};
@@ -55,11 +54,9 @@ impl<T: NamedKind> TypedValueParser for KindParser<T> {
         arg: Option<&clap::Arg>,
         value: &OsStr,
     ) -> Result<T, clap::Error> {
-        let text = value.to_string_lossy();
-        text.parse::<T>().map_err(|e| {
-            let flag = arg.map(|a| format!("{a}: ")).unwrap_or_default();
-            clap::Error::raw(ErrorKind::InvalidValue, format!("{flag}{e}\n")).with_cmd(cmd)
-        })
+        // Through clap's own string parser, for its "invalid value" wording.
+        let parse = |text: &str| text.parse::<T>().map_err(|e| e.to_string());
+        parse.parse_ref(cmd, arg, value)
     }
 
     fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {

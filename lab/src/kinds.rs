@@ -1,5 +1,5 @@
 //! The names a topology or a command line may use for datapaths, targets
-//! and tools (CONTRACT.md), parsed once into enums.
+//! and tools (docs/topology.md), parsed once into enums.
 
 use std::fmt;
 use std::str::FromStr;
@@ -15,10 +15,12 @@ pub enum Datapath {
     IpvlanL3,
     VethEbpf,
     IpvlanEbpf,
+    Netkit,
+    NetkitEbpf,
 }
 
 impl Datapath {
-    pub const ALL: [Datapath; 8] = [
+    pub const ALL: [Datapath; 10] = [
         Datapath::VethRouted,
         Datapath::Bridge,
         Datapath::BridgeNfOff,
@@ -27,6 +29,8 @@ impl Datapath {
         Datapath::IpvlanL3,
         Datapath::VethEbpf,
         Datapath::IpvlanEbpf,
+        Datapath::Netkit,
+        Datapath::NetkitEbpf,
     ];
 
     pub fn name(self) -> &'static str {
@@ -39,6 +43,8 @@ impl Datapath {
             Datapath::IpvlanL3 => "ipvlan-l3",
             Datapath::VethEbpf => "veth-ebpf",
             Datapath::IpvlanEbpf => "ipvlan-ebpf",
+            Datapath::Netkit => "netkit",
+            Datapath::NetkitEbpf => "netkit-ebpf",
         }
     }
 
@@ -47,18 +53,19 @@ impl Datapath {
     /// proxy, the others with kube-proxy's iptables mode).
     pub fn natural_proxy(self) -> ProxyKind {
         match self {
-            Datapath::VethEbpf | Datapath::IpvlanEbpf => ProxyKind::Ebpf,
+            Datapath::VethEbpf | Datapath::IpvlanEbpf | Datapath::NetkitEbpf => ProxyKind::Ebpf,
             _ => ProxyKind::Iptables,
         }
     }
 
-    /// Whether the wiring works in multi-node labs: the eBPF datapaths
-    /// redirect and reverse-translate only between local pods, and the
-    /// child-link ones hang off a private uplink.
+    /// Whether the wiring works in multi-node labs: the child-link ones
+    /// (macvlan, ipvlan, and so ipvlan-ebpf) hang off a private uplink.
+    /// veth-ebpf does: each node's host routing hands over to the stack (and
+    /// the overlay) what is not for its own pods.
     pub fn works_across_nodes(self) -> bool {
         matches!(
             self,
-            Datapath::VethRouted | Datapath::Bridge | Datapath::BridgeNfOff
+            Datapath::VethRouted | Datapath::Bridge | Datapath::BridgeNfOff | Datapath::VethEbpf
         )
     }
 

@@ -14,7 +14,7 @@ use crate::netns::netlink::Netlink;
 use crate::proof::Proof;
 use crate::service::{self, ServiceProxy};
 use crate::teardown::{teardown_run, TeardownReport};
-use crate::topology::{Endpoint, PathPlan, Plan};
+use crate::topology::{PathPlan, Plan};
 
 /// Held while a lab is being built or torn down, so that a signal handler
 /// tearing down never races with a half-created object.
@@ -31,6 +31,8 @@ pub struct Lab {
     pub ledger: Ledger,
     pub setup_ms: f64,
     pub proxy: Box<dyn ServiceProxy>,
+    /// How the wiring's own eBPF programs (host routing) were attached.
+    routing_attach: Option<String>,
     /// When the proxy's install began and how long the call took.
     pub install: ProxyInstall,
 }
@@ -75,11 +77,11 @@ impl Lab {
         let built = match service::create(proxy) {
             Ok(mut proxy) => build(plan, datapath, overlay, &run, &ledger, proxy.as_mut())
                 .await
-                .map(|install| (proxy, install)),
+                .map(|(install, routing)| (proxy, install, routing)),
             Err(e) => Err(e),
         };
         match built {
-            Ok((proxy, install)) => {
+            Ok((proxy, install, routing_attach)) => {
                 drop(guard);
                 Ok(Lab {
                     run,
@@ -89,6 +91,7 @@ impl Lab {
                     ledger,
                     setup_ms: start.elapsed().as_secs_f64() * 1000.0,
                     proxy,
+                    routing_attach,
                     install,
                 })
             }
@@ -103,9 +106,21 @@ impl Lab {
         }
     }
 
+    /// How the lab's eBPF programs (host routing and proxy) were attached:
+    /// `tcx`, `netlink`, `netkit`, `+`-joined; None without eBPF programs.
+    pub fn bpf_attach(&self) -> Option<String> {
+        crate::ebpf::join_attach_kinds(
+            self.routing_attach
+                .clone()
+                .into_iter()
+                .chain(self.proxy.bpf_attach()),
+        )
+    }
+
     /// Counters of the service proxy and the overlay (proof of path).
     pub fn proof(&self) -> Result<Proof> {
         let mut proof = self.proxy.counters(&self.run, &self.plan)?;
+        crate::datapath::add_proof(self.datapath, &self.run, &mut proof)?;
         crate::overlay::add_vxlan_proof(&self.run, &self.plan, &mut proof)?;
         Ok(proof)
     }
@@ -113,14 +128,11 @@ impl Lab {
     /// Why a sample's proof delta on `path` contradicts what this lab is:
     /// its proxy, its wiring and its overlay each judge their own counters.
     pub fn contradiction(&self, path: &PathPlan, proof: &Proof) -> Option<String> {
-        let cross_node =
-            self.plan.endpoint_node(path.client) != self.plan.endpoint_node(path.server);
-        let has_pod =
-            matches!(path.client, Endpoint::Pod(_)) || matches!(path.server, Endpoint::Pod(_));
+        let pod_traffic_crosses = crate::overlay::pod_traffic_crosses_nodes(&self.plan, path);
         self.proxy
             .contradiction(path.target, proof)
-            .or_else(|| crate::datapath::contradiction(self.datapath, proof))
-            .or_else(|| crate::overlay::contradiction(self.overlay, cross_node && has_pod, proof))
+            .or_else(|| crate::datapath::contradiction(self.datapath, &self.plan, path, proof))
+            .or_else(|| crate::overlay::contradiction(self.overlay, pod_traffic_crosses, proof))
     }
 
     /// The address a client reaches node `node` at: its underlay address in
@@ -170,7 +182,7 @@ async fn build(
     run: &RunId,
     ledger: &Ledger,
     proxy: &mut dyn ServiceProxy,
-) -> Result<ProxyInstall> {
+) -> Result<(ProxyInstall, Option<String>)> {
     // Journal every namespace with one sync, then create them all on a few
     // threads, each opening its netlink connection while inside.
     let namespaces = LabNet::namespaces(run, plan);
@@ -186,17 +198,22 @@ async fn build(
         (_, o) => o,
     };
     net.pod_mtu = crate::overlay::pod_mtu(&net, overlay);
+    net.overlay = overlay.filter(|_| plan.underlay.is_some());
     datapath::wire(datapath, &net).await?;
     if let (Some(o), true) = (overlay, plan.underlay.is_some()) {
         crate::overlay::wire(&net, o).await?;
     }
+    let routing_attach = datapath::finish(datapath, &net)?;
     inject_fault("after-wiring")?;
     let started = Instant::now();
     proxy.install(&net, datapath)?;
-    Ok(ProxyInstall {
-        started,
-        ms: started.elapsed().as_secs_f64() * 1000.0,
-    })
+    Ok((
+        ProxyInstall {
+            started,
+            ms: started.elapsed().as_secs_f64() * 1000.0,
+        },
+        routing_attach,
+    ))
 }
 
 /// Test hook: `DPLAB_INJECT_FAULT=<step>` makes setup fail at that step, to

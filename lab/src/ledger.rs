@@ -44,6 +44,22 @@ pub enum Entry {
     Detached,
     /// A folder of eBPF pins in bpffs.
     BpfPins { path: PathBuf },
+    /// A cgroup v2 folder of the lab (its own or a pod's), removed once the
+    /// processes in it have ended.
+    Cgroup { path: PathBuf },
+    /// A clsact qdisc added to a link of one of the run's namespaces, to
+    /// hold tc programs attached by netlink (kernels without TCX). Removed
+    /// explicitly: the namespace may outlive the run.
+    TcQdisc { netns: String, ifname: String },
+    /// A cls_bpf filter (direct action) on a clsact qdisc: `direction` is
+    /// `ingress` or `egress`; priority and handle identify it.
+    TcFilter {
+        netns: String,
+        ifname: String,
+        direction: String,
+        priority: u16,
+        handle: u32,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -190,6 +206,9 @@ impl Ledger {
     }
 }
 
+/// The file a run's owner holds an exclusive flock on while it lives.
+const OWNER_LOCK: &str = "owner.lock";
+
 /// Takes the exclusive owner lock of a run folder; None if a live process
 /// holds it.
 fn lock_owner(dir: &Path) -> std::io::Result<Option<File>> {
@@ -198,7 +217,7 @@ fn lock_owner(dir: &Path) -> std::io::Result<Option<File>> {
         .create(true)
         .truncate(false)
         .write(true)
-        .open(dir.join("owner.lock"))?;
+        .open(dir.join(OWNER_LOCK))?;
     // SAFETY: flock on an fd we own; the lock lives as long as the file.
     if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
         return Ok(Some(file));
@@ -212,12 +231,21 @@ fn lock_owner(dir: &Path) -> std::io::Result<Option<File>> {
 }
 
 /// Whether a live process owns the run (holds its lock).
+///
+/// Read-only: the lock file is opened, never created, and only a shared
+/// lock is tried, since this is asked of other runs whose owners may be
+/// removing their folders (`dplab run` watches for other labs).
 pub fn is_owned_by_live_process(run: &RunId) -> bool {
-    let dir = run.state_dir();
-    if !dir.exists() {
+    use std::os::fd::AsRawFd;
+    let Ok(file) = File::open(run.state_dir().join(OWNER_LOCK)) else {
+        return false;
+    };
+    // SAFETY: flock on an fd we own; the shared lock, if taken, ends when
+    // the file is dropped at the end of this function.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) } == 0 {
         return false;
     }
-    matches!(lock_owner(&dir), Ok(None))
+    std::io::Error::last_os_error().raw_os_error() == Some(libc::EWOULDBLOCK)
 }
 
 /// Reads a run's journal; a torn last line (crash mid-write) is ignored.

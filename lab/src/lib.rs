@@ -1,6 +1,7 @@
 //! dplab: builds pod network namespaces wired by a chosen Linux datapath,
 //! measures workloads between them, reports, and tears everything down.
 
+pub mod cgroup;
 pub mod cli;
 pub mod cli_values;
 pub mod command;
@@ -11,6 +12,7 @@ pub mod error;
 pub mod kinds;
 pub mod lab;
 pub mod ledger;
+pub mod machine;
 pub mod names;
 pub mod netns;
 pub mod overlay;

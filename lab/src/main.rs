@@ -7,7 +7,10 @@ use dplab::commands;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     dplab::terminal::init_logging(cli.verbosity.level());
-    dplab::signals::install();
+    // `dplab exec` relays signals to its program instead (commands/exec.rs).
+    if !matches!(cli.command, Command::Exec { .. }) {
+        dplab::signals::install();
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -36,6 +39,7 @@ async fn dispatch(command: Command) -> Result<u8, Failure> {
             proxy,
             overlay,
         } => commands::lifecycle::up(&topology, datapath, proxy, overlay).await,
+        Command::Exec { run, pod, command } => commands::exec::run(&run, &pod, &command),
         Command::Down { run, all } => commands::lifecycle::down(run.as_deref(), all),
         Command::Cleanup => commands::lifecycle::cleanup(),
         Command::Test {

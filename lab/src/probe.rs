@@ -69,8 +69,13 @@ pub async fn probe() -> Vec<Capability> {
         match Netlink::open(&ns) {
             Ok(nl) => {
                 caps.extend(link_probes(&run, &ns, &nl).await);
+                caps.push(cap(
+                    "ipvs",
+                    crate::service::ipvs::check_kernel(&ns).map_err(|e| e.to_string()),
+                ));
                 if let Ok(l) = &ledger {
-                    caps.push(cap("tc eBPF attach (TCX)", ebpf_attach(&run, &ns, l)));
+                    let netkit = caps.iter().any(|c| c.name == "netkit" && c.available);
+                    caps.extend(ebpf_probes(&run, &ns, l, netkit));
                 }
             }
             Err(e) => caps.push(cap("netlink", Err(e.to_string()))),
@@ -88,7 +93,8 @@ pub async fn probe() -> Vec<Capability> {
 
 /// Tries to create each link kind dplab uses.
 async fn link_probes(run: &RunId, ns: &str, nl: &Netlink) -> Vec<Capability> {
-    use rtnetlink::{LinkDummy, LinkVxlan};
+    use rtnetlink::packet_route::link::NetkitMode;
+    use rtnetlink::{LinkDummy, LinkNetkit, LinkVxlan};
     let up0 = run.link("pu0");
     let up1 = run.link("pu1");
     let mut caps = Vec::new();
@@ -146,28 +152,92 @@ async fn link_probes(run: &RunId, ns: &str, nl: &Netlink) -> Vec<Capability> {
             "dummy",
         ),
     ));
+    let netkit = LinkNetkit::new(&run.link("pnk0"), &run.link("pnk1"), NetkitMode::L3);
+    caps.push(cap(
+        "netkit",
+        found(nl.add_link(netkit.build(), "netkit").await, "netkit"),
+    ));
     caps
 }
 
-/// Loads dplab's eBPF programs and attaches one to the scratch veth, then
-/// removes them again.
-fn ebpf_attach(run: &RunId, ns: &str, ledger: &Ledger) -> Result<String, String> {
+/// Loads dplab's eBPF programs and attaches one to the scratch veth in
+/// each tc attach mode (then to the scratch netkit pair, if there is one),
+/// removing them again each time; says which tc mode labs will use.
+fn ebpf_probes(run: &RunId, ns: &str, ledger: &Ledger, netkit: bool) -> Vec<Capability> {
+    use crate::ebpf::TcAttachMode;
     if let Some(reason) = crate::ebpf::unavailable_reason() {
-        return Err(reason);
+        return vec![cap("eBPF", Err(reason))];
     }
-    ledger
-        .record(&Entry::BpfPins {
-            path: run.bpffs_dir(),
-        })
-        .map_err(|e| e.to_string())?;
+    if let Err(e) = ledger.record(&Entry::BpfPins {
+        path: run.bpffs_dir(),
+    }) {
+        return vec![cap("eBPF", Err(e.to_string()))];
+    }
+    let veth = run.link("pu0");
+    let tcx = ebpf_attach(run, |lb| {
+        lb.set_tc_attach_mode(TcAttachMode::Tcx);
+        lb.attach_veth_ingress(ns, &veth)?;
+        Ok("attached a program at tc ingress of a veth with a TCX link".into())
+    });
+    let netlink = ebpf_attach(run, |lb| {
+        lb.set_tc_attach_mode(TcAttachMode::Netlink);
+        lb.attach_veth_ingress(ns, &veth)?;
+        let made = crate::ebpf::has_clsact(ns, &veth)?;
+        Ok(format!(
+            "attached a program at tc ingress of a veth with a clsact qdisc{} and a cls_bpf filter",
+            if made { "" } else { " (not found afterwards!)" }
+        ))
+    });
+    let env = crate::ebpf::TC_ATTACH_ENV;
+    let chosen = match TcAttachMode::forced() {
+        Err(e) => Err(e.to_string()),
+        Ok(Some(m)) => match if m == TcAttachMode::Tcx {
+            &tcx
+        } else {
+            &netlink
+        } {
+            Ok(_) => Ok(format!("{m} (forced by {env})")),
+            Err(e) => Err(format!("{m} is forced by {env} but fails: {e}")),
+        },
+        Ok(None) => match (&tcx, &netlink) {
+            (Ok(_), _) => Ok("tcx".into()),
+            (Err(why), Ok(_)) => Ok(format!("netlink (TCX: {why})")),
+            (Err(a), Err(b)) => Err(format!("TCX: {a}; netlink: {b}")),
+        },
+    };
+    let mut caps = vec![
+        cap("tc attach: TCX", tcx),
+        cap("tc attach: clsact + cls_bpf (netlink)", netlink),
+        cap("tc attach mode", chosen),
+    ];
+    if netkit {
+        let nk = run.link("pnk0");
+        caps.push(cap(
+            "netkit eBPF attach",
+            ebpf_attach(run, |lb| {
+                lb.attach_netkit_peer(ns, &nk)?;
+                Ok(
+                    "attached a program at the peer hook of a netkit pair with a netkit link"
+                        .into(),
+                )
+            }),
+        ));
+    }
+    caps
+}
+
+/// Loads the programs for the probe run, runs `attach`, and tears the
+/// programs and attachments down again.
+fn ebpf_attach(
+    run: &RunId,
+    attach: impl FnOnce(&mut crate::ebpf::ServiceLb) -> Result<String, crate::ebpf::EbpfError>,
+) -> Result<String, String> {
     let mut lb = crate::ebpf::ServiceLb::load(run.as_str()).map_err(|e| e.to_string())?;
-    let attached = lb
-        .attach_veth_ingress(ns, &run.link("pu0"))
-        .map_err(|e| e.to_string());
+    let attached = attach(&mut lb).map_err(|e| e.to_string());
     let removed = lb.teardown().map_err(|e| e.to_string());
-    attached?;
+    let detail = attached?;
     removed?;
-    Ok("loaded the service programs and attached one at tc ingress of a veth".into())
+    Ok(detail)
 }
 
 /// Turns a link creation error into the reason a datapath is skipped.
@@ -218,6 +288,7 @@ fn tool_probes() -> Vec<Capability> {
     [
         "iptables-restore",
         "iptables-save",
+        "ipvsadm",
         "iperf3",
         "qperf",
         "ping",

@@ -3,6 +3,9 @@
 
 use std::process::Command;
 
+#[path = "../../tests/common/skip.rs"]
+mod skip;
+
 /// Reads packet data without the bounds check the verifier demands.
 const UNCHECKED: &str = r#"
 #include <linux/bpf.h>
@@ -18,8 +21,7 @@ char _license[] __attribute__((section("license"), used)) = "GPL";
 
 #[test]
 fn rejected_program_shows_the_verifier_log() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("SKIPPED verifier log: needs root");
+    if !skip::root("verifier log") || !skip::clang("verifier log") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -34,13 +36,11 @@ fn rejected_program_shows_the_verifier_log() {
         .arg("-o")
         .arg(&obj)
         .status();
-    match built {
-        Ok(s) if s.success() => {}
-        other => {
-            eprintln!("SKIPPED verifier log: clang could not build the test program ({other:?})");
-            return;
-        }
-    }
+    // clang runs (checked above): failing to build is a broken setup.
+    assert!(
+        built.as_ref().is_ok_and(|s| s.success()),
+        "clang could not build the test program: {built:?}"
+    );
     let bytes = std::fs::read(&obj).unwrap();
     let err = dplab::ebpf::check_classifier("unchecked.o", &bytes, "unchecked")
         .expect_err("the verifier accepted an unchecked packet read");

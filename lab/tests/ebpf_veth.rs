@@ -20,8 +20,11 @@ use futures::TryStreamExt;
 use rtnetlink::packet_route::route::RouteScope;
 use rtnetlink::{Handle, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
-use dplab::ebpf::{self, Endpoint, Proto, RedirectMode, ServiceLb, ServiceSpec};
+use dplab::ebpf::{self, Endpoint, Proto, RedirectMode, ServiceLb, ServiceSpec, TcAttachMode};
 use dplab::netns;
+
+#[path = "../../tests/common/skip.rs"]
+mod skip;
 
 const POD_A: Ipv4Addr = Ipv4Addr::new(192, 168, 10, 10);
 const POD_B: Ipv4Addr = Ipv4Addr::new(192, 168, 10, 11);
@@ -136,11 +139,20 @@ impl Lab {
     /// Loads the programs, programs the service and endpoints, attaches
     /// `veth_ingress` to both host ends.
     fn attach_ebpf(&mut self) -> anyhow::Result<()> {
+        self.attach_ebpf_with(None)
+    }
+
+    /// Like [`Lab::attach_ebpf`], in tc attach `mode` if given.
+    fn attach_ebpf_with(&mut self, mode: Option<TcAttachMode>) -> anyhow::Result<()> {
         let mut lb = ServiceLb::load(&self.prefix)?;
+        if let Some(mode) = mode {
+            lb.set_tc_attach_mode(mode);
+        }
         lb.program_services(&[ServiceSpec {
             cluster_ip: CLUSTER_IP,
             port: PORT,
             proto: Proto::Tcp,
+            node_port: None,
             backends: vec![(POD_A, PORT)],
         }])?;
         self.lb = Some(lb);
@@ -268,13 +280,6 @@ fn set_tx_checksum(ns: &str, ifname: &str, on: bool) -> anyhow::Result<()> {
         Ok(())
     })??;
     Ok(())
-}
-
-fn skip_reason() -> Option<String> {
-    if !nix::unistd::geteuid().is_root() {
-        return Some("needs root".into());
-    }
-    ebpf::unavailable_reason()
 }
 
 // ---- traffic --------------------------------------------------------------
@@ -422,15 +427,12 @@ fn bpftool_prog_ids() -> anyhow::Result<Vec<u64>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn veth_ebpf_service_and_pod_traffic_then_clean_teardown() {
-    if let Some(reason) = skip_reason() {
-        println!("SKIPPED: veth-ebpf end to end: {reason}");
+    if !skip::ebpf("veth-ebpf end to end") {
         return;
     }
     let prefix = "dlte";
-    let have_bpftool = bpftool_prog_ids().is_ok();
-    if !have_bpftool {
-        println!("NOTE: bpftool not usable: the program listing check is skipped");
-    }
+    // The listing checks below cannot be left out quietly.
+    bpftool_prog_ids().expect("bpftool lists programs (scripts/install-deps.sh installs it)");
     let mut lab = Lab::build(prefix).await.expect("build lab");
 
     // The plain routed path works before any program is attached.
@@ -445,11 +447,9 @@ async fn veth_ebpf_service_and_pod_traffic_then_clean_teardown() {
         .into_iter()
         .map(u64::from)
         .collect();
-    if have_bpftool {
-        let listed = bpftool_prog_ids().unwrap();
-        for id in &our_ids {
-            assert!(listed.contains(id), "bpftool lists program {id}");
-        }
+    let listed = bpftool_prog_ids().unwrap();
+    for id in &our_ids {
+        assert!(listed.contains(id), "bpftool lists program {id}");
     }
 
     // Cluster IP: 1 MB each way, through DNAT, reverse NAT and redirect_peer.
@@ -499,19 +499,68 @@ async fn veth_ebpf_service_and_pod_traffic_then_clean_teardown() {
         netns::list_with_prefix(prefix)
     );
     assert!(!pin_dir.exists(), "pin folder left: {}", pin_dir.display());
-    if have_bpftool {
-        // Programs are freed after an RCU grace period.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let listed = bpftool_prog_ids().unwrap();
-            let left: Vec<&u64> = our_ids.iter().filter(|id| listed.contains(id)).collect();
-            if left.is_empty() {
-                break;
-            }
-            assert!(Instant::now() < deadline, "programs still loaded: {left:?}");
-            std::thread::sleep(Duration::from_millis(100));
+    // Programs are freed after an RCU grace period.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let listed = bpftool_prog_ids().unwrap();
+        let left: Vec<&u64> = our_ids.iter().filter(|id| listed.contains(id)).collect();
+        if left.is_empty() {
+            break;
         }
+        assert!(Instant::now() < deadline, "programs still loaded: {left:?}");
+        std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// The netlink fallback of kernels without TCX (a clsact qdisc and a
+/// cls_bpf filter per host veth), forced on this kernel: the same programs
+/// carry the same traffic with the same counters, and detaching removes the
+/// qdiscs, leaving the node namespace as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn netlink_attach_carries_traffic_and_leaves_no_qdisc() {
+    if !skip::ebpf("veth-ebpf by netlink") {
+        return;
+    }
+    let prefix = "dltn";
+    let mut lab = Lab::build(prefix).await.expect("build lab");
+    let hosts = [Lab::host_if("a"), Lab::host_if("b")];
+    for host in &hosts {
+        assert!(!ebpf::has_clsact(&lab.node(), host).unwrap());
+    }
+    lab.attach_ebpf_with(Some(TcAttachMode::Netlink))
+        .expect("attach by netlink");
+    assert_eq!(lab.lb().attach_kinds().as_deref(), Some("netlink"));
+    assert_eq!(
+        lab.lb().tc_attach_mode().map(|(m, _)| m),
+        Some(TcAttachMode::Netlink)
+    );
+    for host in &hosts {
+        assert!(ebpf::has_clsact(&lab.node(), host).unwrap(), "{host}");
+    }
+    let links = ebpf::pin_dir(prefix).unwrap().join("links");
+    assert_eq!(links.read_dir().unwrap().count(), 0, "no TCX link pinned");
+
+    let before = lab.lb().counters().unwrap();
+    let peer = exchange(&lab, CLUSTER_IP, 1 << 20, 1 << 20).expect("cluster-ip by netlink");
+    assert_eq!(peer.ip(), POD_B);
+    let d = lab.lb().counters().unwrap().delta(&before);
+    assert!(d.dnat > 0 && d.rev_nat > 0, "{d:?}");
+    assert!(d.redirected >= d.dnat + d.rev_nat, "{d:?}");
+    let before = lab.lb().counters().unwrap();
+    exchange(&lab, POD_A, 1 << 16, 1 << 16).expect("pod-ip by netlink");
+    let d = lab.lb().counters().unwrap().delta(&before);
+    assert!(d.redirected > 0 && d.dnat == 0, "{d:?}");
+
+    lab.lb.take().unwrap().teardown().expect("detach");
+    for host in &hosts {
+        assert!(
+            !ebpf::has_clsact(&lab.node(), host).unwrap(),
+            "clsact left on {host}"
+        );
+    }
+    let errors = lab.teardown();
+    assert!(errors.is_empty(), "teardown: {errors:?}");
+    assert!(!ebpf::pin_dir(prefix).unwrap().exists());
 }
 
 /// The ipvlan-ebpf programs (DNAT at the pod's egress, reverse NAT at its
@@ -519,8 +568,7 @@ async fn veth_ebpf_service_and_pod_traffic_then_clean_teardown() {
 /// since ipvlan is missing here: service traffic is routed by the node.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pod_programs_translate_services_inside_the_pod() {
-    if let Some(reason) = skip_reason() {
-        println!("SKIPPED: pod programs end to end: {reason}");
+    if !skip::ebpf("pod programs end to end") {
         return;
     }
     let prefix = "dltp";
@@ -530,6 +578,7 @@ async fn pod_programs_translate_services_inside_the_pod() {
         cluster_ip: CLUSTER_IP,
         port: PORT,
         proto: Proto::Tcp,
+        node_port: None,
         backends: vec![(POD_A, PORT)],
     }])
     .unwrap();
@@ -561,8 +610,7 @@ async fn pod_programs_translate_services_inside_the_pod() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "measurement, run by hand with --ignored --nocapture (release build)"]
 async fn measure_veth_ebpf_throughput() {
-    if let Some(reason) = skip_reason() {
-        println!("SKIPPED: veth-ebpf throughput: {reason}");
+    if !skip::ebpf("veth-ebpf throughput") {
         return;
     }
     let secs: f64 = std::env::var("DPLAB_BENCH_SECS")

@@ -17,6 +17,9 @@ use dplab::workload::{
 use futures::TryStreamExt;
 use rtnetlink::{LinkUnspec, LinkVeth, RouteMessageBuilder};
 
+#[path = "../../tests/common/skip.rs"]
+mod skip;
+
 const NODE: &str = "dltw-node";
 const SERVER: &str = "dltw-a";
 const CLIENT: &str = "dltw-b";
@@ -42,11 +45,7 @@ impl Drop for Testbed {
 }
 
 fn skip_unless_root() -> bool {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("SKIPPED: workload tests need root (they create network namespaces)");
-        return true;
-    }
-    false
+    !skip::root("workload tests")
 }
 
 async fn link_index(handle: &rtnetlink::Handle, name: &str) -> u32 {
@@ -271,7 +270,7 @@ fn every_workload_between_two_pods() {
             }
             match check_tool(tool, w) {
                 Ok(()) => runs.push((w, tool)),
-                Err(err) => eprintln!("SKIPPED: {tool} {w}: {err}"),
+                Err(err) => skip::missing_tool(&format!("{tool} {w}"), &err.to_string()),
             }
         }
     }

@@ -1,7 +1,11 @@
 //! Helpers of the privileged end-to-end tests: run the dplab binary, look
 //! at the root namespace, skip loudly where root or a kernel feature is
-//! missing.
+//! missing (and fail where the environment promises it: see skip.rs).
 #![allow(dead_code)]
+
+pub mod skip;
+
+pub use skip::skip;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -34,14 +38,10 @@ pub fn text(out: &[u8]) -> String {
     String::from_utf8_lossy(out).into_owned()
 }
 
-/// True when the test may touch the kernel; otherwise prints why not.
+/// True when the test may touch the kernel; otherwise prints why not
+/// (and fails under CI).
 pub fn privileged(test: &str) -> bool {
-    if nix::unistd::geteuid().is_root() {
-        true
-    } else {
-        eprintln!("SKIPPED {test}: needs root (network namespaces)");
-        false
-    }
+    skip::root(test)
 }
 
 /// Runs a command inside a namespace (test observation only).
@@ -142,7 +142,47 @@ pub fn all_dplab_objects() -> Vec<String> {
 
 /// `dplab up` and the run id it printed; Err(stderr) if it failed.
 pub fn up(topology: &str, datapath: &str) -> Result<String, String> {
-    let out = dplab(&["up", topology, "--datapath", datapath]);
+    up_args(&["up", topology, "--datapath", datapath])
+}
+
+/// `dplab up` with service proxy `proxy`.
+pub fn up_with(topology: &str, datapath: &str, proxy: &str) -> Result<String, String> {
+    up_args(&["up", topology, "--datapath", datapath, "--proxy", proxy])
+}
+
+/// Why `dplab up` failed, if it was for something this kernel or build
+/// lacks (dplab's skip reasons) rather than for a bug: its lines that say so.
+pub fn unsupported_reason(stderr: &str) -> Option<String> {
+    const MARKS: [&str; 3] = [
+        "kernel has no",
+        "eBPF datapaths unavailable",
+        "not built into this dplab",
+    ];
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| MARKS.iter().any(|m| l.contains(m)))
+        .collect();
+    (!lines.is_empty()).then(|| lines.join(" "))
+}
+
+/// `dplab up` of `topology` with `datapath` and `proxy`: None, after a loud
+/// skip (or a failure if DPLAB_REQUIRE promises both), when this kernel
+/// cannot.
+pub fn up_or_skip(test: &str, topology: &str, datapath: &str, proxy: &str) -> Option<String> {
+    match up_with(topology, datapath, proxy) {
+        Ok(run) => Some(run),
+        Err(stderr) => match unsupported_reason(&stderr) {
+            Some(reason) => {
+                skip(test, &[datapath, proxy], &reason);
+                None
+            }
+            None => panic!("up {datapath} with {proxy} failed: {stderr}"),
+        },
+    }
+}
+
+fn up_args(args: &[&str]) -> Result<String, String> {
+    let out = dplab(args);
     if out.status.success() {
         let stdout = text(&out.stdout);
         Ok(stdout

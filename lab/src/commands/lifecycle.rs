@@ -57,6 +57,7 @@ pub async fn up(
             .as_ref()
             .and_then(|m| m.overlays.first().copied()),
     };
+    super::check_environment()?;
     super::require_root()?;
     let run = RunId::fresh();
     log::info!(
@@ -85,6 +86,12 @@ pub async fn up(
             String::new()
         }
     );
+    if let Some(kinds) = lab.bpf_attach() {
+        log::info!(
+            "eBPF programs attached by {kinds} ({})",
+            describe_attach(&kinds)
+        );
+    }
     log::info!(
         "try `ip netns exec {} ping {}`",
         run.netns(&plan.pods[plan.pods.len() - 1].name),
@@ -200,4 +207,18 @@ pub fn print_report(what: &str, report: &TeardownReport) {
         println!("{what}: FAILED {e}");
     }
     log::info!("{what} took {:.0} ms", report.elapsed_ms);
+}
+
+/// What each eBPF attach kind is, for `dplab up`'s log.
+fn describe_attach(kinds: &str) -> String {
+    kinds
+        .split('+')
+        .map(|k| match k {
+            "tcx" => "TCX links",
+            "netlink" => "clsact qdiscs and cls_bpf filters made over netlink: no TCX here, or DPLAB_TC_ATTACH=netlink",
+            "netkit" => "netkit links",
+            other => other,
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }

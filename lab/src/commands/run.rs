@@ -8,6 +8,7 @@ use anyhow::Context;
 
 use crate::cli::{bad_input, Failure, RunArgs, EXIT_CELLS_FAILED, EXIT_OK};
 use crate::kinds::Target;
+use crate::machine::Watch;
 use crate::names::RunId;
 use crate::results::{report, CellStatus};
 use crate::runner::{self, Progress, RunOptions};
@@ -19,6 +20,8 @@ use crate::workload::{self, Workload};
 pub async fn run(flags: RunArgs) -> Result<u8, Failure> {
     let plan = super::load_plan(&flags.topology)?;
     let opts = options(&plan, &flags)?;
+    log::debug!("run options: {opts:?}");
+    super::check_environment()?;
     let sweep = sweep(&plan, &flags)?;
     super::require_root()?;
     let started = chrono::Utc::now();
@@ -50,13 +53,12 @@ pub async fn run(flags: RunArgs) -> Result<u8, Failure> {
         opts.duration,
         opts.tool
     );
-    let results = match &sweep {
+    let watch = Watch::start();
+    let mut results = match &sweep {
         None => {
-            let cells_per_rep = opts.overlays.len()
-                * opts.datapaths.len()
-                * opts.paths.len()
-                * opts.workloads.len();
-            let progress = Progress::new(cells_per_rep * opts.repetitions as usize);
+            let progress =
+                Progress::new(runner::cell_count(&plan, &opts) * opts.repetitions as usize)
+                    .watching(watch.clone());
             let (cells, benchmarks) = runner::run_matrix(&run, &plan, &opts, &progress).await;
             runner::results(&run, &plan, &opts, started, cells, benchmarks)
         }
@@ -67,7 +69,7 @@ pub async fn run(flags: RunArgs) -> Result<u8, Failure> {
                 sweep.endpoints_per_service
             );
             let cells = runner::sweep::cells_per_repetition(&plan, &opts, sweep);
-            let progress = Progress::new(cells * opts.repetitions as usize);
+            let progress = Progress::new(cells * opts.repetitions as usize).watching(watch.clone());
             let out = runner::sweep::run_sweep(&run, &plan, &opts, sweep, &progress)
                 .await
                 .map_err(|e| anyhow::anyhow!("sweep of {}: {e}", plan.name))?;
@@ -77,6 +79,7 @@ pub async fn run(flags: RunArgs) -> Result<u8, Failure> {
             results
         }
     };
+    results.conditions = Some(watch.finish());
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let json = serde_json::to_string_pretty(&results).expect("results serialize");
     std::fs::write(out.join("results.json"), json + "\n")

@@ -102,6 +102,8 @@ pub async fn run(run: &str, flags: TestFlags) -> Result<u8, Failure> {
         teardown_ms: None,
         metrics,
         proof,
+        conditions: None,
+        bpf_attach: proxy.bpf_attach(),
     };
     print_cell(&cell, flags.json);
     Ok(if cell.status == CellStatus::Ok {

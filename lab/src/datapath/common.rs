@@ -21,6 +21,8 @@ pub struct LabNet<'a> {
     pub ledger: &'a Ledger,
     /// MTU of the pods' interfaces when an overlay needs a smaller one.
     pub pod_mtu: Option<u32>,
+    /// How pod traffic crosses nodes (multi-node labs).
+    pub overlay: Option<crate::kinds::Overlay>,
     links: HashMap<String, Netlink>,
     /// Threads inside namespaces that had sysctls written, started on first
     /// use and ended with the lab's wiring.
@@ -66,6 +68,7 @@ impl<'a> LabNet<'a> {
                 .into_iter()
                 .map(|nl| (nl.netns().to_string(), nl))
                 .collect(),
+            overlay: None,
             workers: Mutex::new(HashMap::new()),
         }
     }

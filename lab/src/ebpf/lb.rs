@@ -1,50 +1,59 @@
-//! `ServiceLb`: the load balancer of one run, tying together its loaded
-//! objects ([`super::loader`]), its maps ([`super::maps`]) and its
+//! `ServiceLb`: the load balancer of one node of a run (or of a run without
+//! nodes, for tests), tying together its loaded objects
+//! ([`super::loader`]), its maps ([`super::maps`]) and the run's
 //! attachments ([`super::attach`]).
 
 use std::net::Ipv4Addr;
-use std::path::Path;
-
-use aya::programs::tc::TcAttachType;
-use aya::Ebpf;
+use std::path::{Path, PathBuf};
 
 use super::attach::Attachments;
-use super::loader::{classifier, classifier_mut, load_object, load_program, LbProgram};
-use super::maps::{Endpoint, LbMaps, ServiceSpec};
-use super::{objects, pins, unavailable_reason, Counters, EbpfError, Result};
+use super::loader::LbProgram;
+use super::maps::{Endpoint, LbMaps, NodeConfig, NodeScope, Proto, ServiceKey, ServiceSpec};
+use super::netkit_link::NetkitHook;
+use super::programs::Programs;
+use super::{pins, unavailable_reason, Counters, EbpfError, Result, TcAttachMode};
 
-/// The load balancer of one run: maps pinned under
-/// /sys/fs/bpf/dplab/<run-id>/, programs loaded, attachments pinned in its
-/// `links/` folder so they outlive this process (`dplab up`). Dropping it
-/// leaves everything in place; [`ServiceLb::teardown`] or [`remove_pins`]
-/// removes it.
+/// The load balancer of one node: maps pinned under
+/// /sys/fs/bpf/dplab/<run-id>/nodes/<node>/ (or the run's folder itself),
+/// programs loaded, attachments pinned in the run's `links/` folder so they
+/// outlive this process (`dplab up`). Dropping it leaves everything in
+/// place; [`ServiceLb::teardown`] or [`remove_pins`] removes the whole run.
 ///
 /// [`remove_pins`]: super::remove_pins
 pub struct ServiceLb {
     run_id: String,
-    veth: Ebpf,
-    pod: Ebpf,
+    programs: Programs,
     maps: LbMaps,
     attachments: Attachments,
 }
 
 impl ServiceLb {
-    /// Creates the run's maps and pins them, or reuses the pins a previous
-    /// load of the same run left; loads all three programs. Mounts bpffs at
-    /// /sys/fs/bpf first if nothing is mounted there.
+    /// Creates the run's maps and pins them in the run's folder, or reuses
+    /// the pins a previous load of the same run left; loads (verifies) all
+    /// programs. Mounts bpffs at /sys/fs/bpf first if nothing is mounted
+    /// there.
     pub fn load(run_id: &str) -> Result<Self> {
+        let mut lb = Self::load_scoped(run_id, pins::pin_dir(run_id)?)?;
+        for program in LbProgram::ALL {
+            lb.programs.loaded(program)?;
+        }
+        Ok(lb)
+    }
+
+    /// The same for node `node` of run `run_id`, on its own maps as each
+    /// node of a cluster has its own; a program is loaded when first
+    /// attached (a lab attaches a few of the five).
+    pub fn load_node(run_id: &str, node: &str) -> Result<Self> {
+        Self::load_scoped(run_id, pins::node_pin_dir(run_id, node)?)
+    }
+
+    fn load_scoped(run_id: &str, maps_dir: PathBuf) -> Result<Self> {
         if let Some(reason) = unavailable_reason() {
             return Err(EbpfError::Unavailable(reason));
         }
-        let (Some(veth_obj), Some(pod_obj)) = (objects::veth(), objects::pod()) else {
-            return Err(EbpfError::Unavailable(
-                "eBPF objects were not compiled into this build".into(),
-            ));
-        };
-        let pin_dir = pins::pin_dir(run_id)?;
         pins::ensure_bpffs()?;
-        let fresh = !pin_dir.exists();
-        let loaded = Self::load_into(run_id, veth_obj, pod_obj, &pin_dir);
+        let fresh = !pins::pin_dir(run_id)?.exists();
+        let loaded = Self::load_into(run_id, &maps_dir);
         if loaded.is_err() && fresh {
             // Do not leave half-created pins behind (the error says why).
             let _ = pins::remove_pins(run_id);
@@ -52,22 +61,15 @@ impl ServiceLb {
         loaded
     }
 
-    fn load_into(run_id: &str, veth_obj: &[u8], pod_obj: &[u8], pin_dir: &Path) -> Result<Self> {
-        pins::create_dir(pin_dir)?;
+    fn load_into(run_id: &str, maps_dir: &Path) -> Result<Self> {
+        pins::create_dir(maps_dir)?;
         pins::create_dir(&pins::links_dir(run_id)?)?;
-
-        let mut veth = load_object("tc_veth_lb.o", veth_obj, pin_dir)?;
-        let mut pod = load_object("tc_pod_lb.o", pod_obj, pin_dir)?;
-        load_program(&mut veth, LbProgram::VethIngress)?;
-        load_program(&mut pod, LbProgram::PodEgress)?;
-        load_program(&mut pod, LbProgram::PodIngress)?;
-
-        let maps = LbMaps::take(&mut veth)?;
+        let mut programs = Programs::new(maps_dir)?;
+        let maps = LbMaps::take(programs.maps_object()?)?;
         let attachments = Attachments::recover(run_id)?;
         Ok(ServiceLb {
             run_id: run_id.to_string(),
-            veth,
-            pod,
+            programs,
             maps,
             attachments,
         })
@@ -77,11 +79,35 @@ impl ServiceLb {
         &self.run_id
     }
 
+    /// Says which node these maps serve: its addresses (node ports) and its
+    /// pods (backends reached without SNAT). Set before programming services.
+    pub fn set_node(&mut self, scope: NodeScope) {
+        self.maps.set_scope(scope);
+    }
+
+    /// Writes the node's settings (SNAT and hairpin addresses, host routing,
+    /// conntrack timeouts) where its programs read them.
+    pub fn configure(&mut self, config: &NodeConfig) -> Result<()> {
+        self.maps.configure(config)
+    }
+
     /// Makes the service maps hold exactly `services`: adds and updates
     /// them, removes services programmed earlier that are no longer listed.
     /// A flow keeps its backend (conntrack) even if its service changes.
     pub fn program_services(&mut self, services: &[ServiceSpec]) -> Result<()> {
         self.maps.program_services(services)
+    }
+
+    /// Adds one service, or rewrites its node ports and backends in place;
+    /// touches nothing else, however many services there are.
+    pub fn upsert_service(&mut self, service: &ServiceSpec) -> Result<()> {
+        self.maps.upsert_service(service)
+    }
+
+    /// Removes the service at `cluster_ip:port/proto`, if programmed.
+    pub fn remove_service(&mut self, cluster_ip: Ipv4Addr, port: u16, proto: Proto) -> Result<()> {
+        self.maps
+            .remove_service_key(ServiceKey::new(cluster_ip, port, proto))
     }
 
     /// Declares `ip` a pod of this node, reached through `endpoint`.
@@ -96,14 +122,32 @@ impl ServiceLb {
     /// veth-ebpf: attaches `veth_ingress` at tc ingress of the host-side veth
     /// `ifname` in namespace `netns`.
     pub fn attach_veth_ingress(&mut self, netns: &str, ifname: &str) -> Result<()> {
-        self.attach(LbProgram::VethIngress, netns, ifname, TcAttachType::Ingress)
+        self.attach(LbProgram::VethIngress, netns, ifname, "ingress")
     }
 
-    /// ipvlan-ebpf: attaches `pod_egress` and `pod_ingress` to the pod's
-    /// `ifname` inside the pod namespace `netns`.
+    /// The eBPF proxy without host routing: attaches `pod_egress` and
+    /// `pod_ingress` to the pod's `ifname` inside the pod namespace `netns`.
     pub fn attach_pod(&mut self, netns: &str, ifname: &str) -> Result<()> {
-        self.attach(LbProgram::PodEgress, netns, ifname, TcAttachType::Egress)?;
-        self.attach(LbProgram::PodIngress, netns, ifname, TcAttachType::Ingress)
+        self.attach(LbProgram::PodEgress, netns, ifname, "egress")?;
+        self.attach(LbProgram::PodIngress, netns, ifname, "ingress")
+    }
+
+    /// netkit-ebpf: attaches `veth_ingress` at the peer hook of the netkit
+    /// pair whose primary device is `primary` in the node namespace `netns`,
+    /// so it sees every packet the pod sends (as on a host-side veth's tc
+    /// ingress). netkit's verdicts are tc's: pass, drop, redirect.
+    pub fn attach_netkit_peer(&mut self, netns: &str, primary: &str) -> Result<()> {
+        let program = LbProgram::VethIngress;
+        let classifier = self.programs.loaded(program)?;
+        self.attachments
+            .attach_netkit(classifier, program, netns, primary, NetkitHook::Peer)
+    }
+
+    /// Multi-node labs: attaches `netdev_ingress` and `netdev_egress` to a
+    /// node's underlay link or VXLAN device `ifname` in namespace `netns`.
+    pub fn attach_netdev(&mut self, netns: &str, ifname: &str) -> Result<()> {
+        self.attach(LbProgram::NetdevIngress, netns, ifname, "ingress")?;
+        self.attach(LbProgram::NetdevEgress, netns, ifname, "egress")
     }
 
     fn attach(
@@ -111,15 +155,29 @@ impl ServiceLb {
         program: LbProgram,
         ns: &str,
         ifname: &str,
-        attach_type: TcAttachType,
+        direction: &'static str,
     ) -> Result<()> {
-        let object = match program {
-            LbProgram::VethIngress => &mut self.veth,
-            LbProgram::PodEgress | LbProgram::PodIngress => &mut self.pod,
-        };
-        let classifier = classifier_mut(object, program)?;
+        let classifier = self.programs.loaded(program)?;
         self.attachments
-            .attach(classifier, program, ns, ifname, attach_type)
+            .attach_tc(classifier, program, ns, ifname, direction)
+    }
+
+    /// Makes every later tc attachment of this load balancer use `mode`
+    /// instead of trying TCX first (and `DPLAB_TC_ATTACH`).
+    pub fn set_tc_attach_mode(&mut self, mode: TcAttachMode) {
+        self.attachments.set_tc_mode(mode);
+    }
+
+    /// How this run's programs are attached (`tcx`, `netlink`, `netkit`,
+    /// joined by `+` when mixed), or None before the first attachment.
+    pub fn attach_kinds(&self) -> Option<String> {
+        self.attachments.kinds()
+    }
+
+    /// The tc attach mode in use, and why it is netlink when TCX was tried
+    /// and refused; None before the first tc attachment.
+    pub fn tc_attach_mode(&self) -> Option<(TcAttachMode, Option<&str>)> {
+        self.attachments.tc_mode()
     }
 
     /// (netns, ifname, direction) of every attachment this run holds.
@@ -151,18 +209,18 @@ impl ServiceLb {
         }
     }
 
-    /// Counters summed over CPUs.
+    /// This node's counters summed over CPUs.
     pub fn counters(&self) -> Result<Counters> {
         self.maps.counters()
     }
 
-    /// Kernel ids of the three loaded programs (to find them in
-    /// `bpftool prog show`).
+    /// Kernel ids of the loaded programs (to find them in `bpftool prog
+    /// show`).
     pub fn program_ids(&self) -> Result<Vec<u32>> {
         LbProgram::ALL
             .into_iter()
-            .map(|p| {
-                let prog = classifier(self.object(p), p)?;
+            .filter_map(|p| self.programs.get(p).map(|prog| (p, prog)))
+            .map(|(p, prog)| {
                 prog.info()
                     .map(|i| i.id())
                     .map_err(|source| EbpfError::Program {
@@ -174,11 +232,18 @@ impl ServiceLb {
             .collect()
     }
 
-    pub(super) fn object(&self, program: LbProgram) -> &Ebpf {
-        match program {
-            LbProgram::VethIngress => &self.veth,
-            LbProgram::PodEgress | LbProgram::PodIngress => &self.pod,
-        }
+    /// `program` if it is loaded.
+    pub(super) fn program(
+        &self,
+        program: LbProgram,
+    ) -> Result<&aya::programs::tc::SchedClassifier> {
+        self.programs
+            .get(program)
+            .ok_or_else(|| EbpfError::Program {
+                program: program.name(),
+                op: "use (not loaded in this load balancer)",
+                source: Box::new(aya::programs::ProgramError::NotLoaded),
+            })
     }
 }
 

@@ -8,22 +8,29 @@ use aya::{Ebpf, EbpfLoader};
 
 use super::{EbpfError, Result};
 
-/// The programs of the two objects.
+/// The programs of the three objects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LbProgram {
-    /// tc ingress of a pod's host-side veth (veth-ebpf).
+    /// tc ingress of a pod's host-side veth (veth-ebpf host routing).
     VethIngress,
-    /// tc egress of a pod's eth0, inside the pod (ipvlan-ebpf).
+    /// tc egress of a pod's eth0, inside the pod (the eBPF proxy on other
+    /// wirings).
     PodEgress,
-    /// tc ingress of a pod's eth0, inside the pod (ipvlan-ebpf).
+    /// tc ingress of a pod's eth0, inside the pod.
     PodIngress,
+    /// tc ingress of a node's underlay link or VXLAN device.
+    NetdevIngress,
+    /// tc egress of a node's underlay link or VXLAN device.
+    NetdevEgress,
 }
 
 impl LbProgram {
-    pub const ALL: [LbProgram; 3] = [
+    pub const ALL: [LbProgram; 5] = [
         LbProgram::VethIngress,
         LbProgram::PodEgress,
         LbProgram::PodIngress,
+        LbProgram::NetdevIngress,
+        LbProgram::NetdevEgress,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -31,6 +38,8 @@ impl LbProgram {
             LbProgram::VethIngress => "veth_ingress",
             LbProgram::PodEgress => "pod_egress",
             LbProgram::PodIngress => "pod_ingress",
+            LbProgram::NetdevIngress => "netdev_ingress",
+            LbProgram::NetdevEgress => "netdev_egress",
         }
     }
 }
@@ -56,6 +65,14 @@ pub(super) fn load_program(object: &mut Ebpf, program: LbProgram) -> Result<()> 
             op: "load",
             source: Box::new(source),
         })
+}
+
+/// Loads `program` unless it is loaded already.
+pub(super) fn ensure_loaded(object: &mut Ebpf, program: LbProgram) -> Result<()> {
+    if classifier(object, program)?.fd().is_ok() {
+        return Ok(());
+    }
+    load_program(object, program)
 }
 
 pub(super) fn classifier(object: &Ebpf, program: LbProgram) -> Result<&SchedClassifier> {

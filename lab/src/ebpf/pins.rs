@@ -1,7 +1,9 @@
-//! The bpffs folder of a run: /sys/fs/bpf/dplab/<run-id>/ holds the shared
-//! maps (by name) and `links/` the pinned TCX attachments. Removing it frees
-//! everything: a pinned link whose file goes away (and which no process
-//! holds) detaches its program.
+//! The bpffs folder of a run: /sys/fs/bpf/dplab/<run-id>/ holds `links/`,
+//! the pinned TCX attachments, and the maps (by name): in `nodes/<node>/`,
+//! one set per node of a lab, or at the top for a load balancer of no
+//! particular node (tests, probes). Removing the folder frees everything: a
+//! pinned link whose file goes away (and which no process holds) detaches
+//! its program.
 
 use std::path::{Path, PathBuf};
 
@@ -22,6 +24,36 @@ pub fn pin_dir(run_id: &str) -> Result<PathBuf, EbpfError> {
         return Err(EbpfError::InvalidRunId(run_id.to_string()));
     }
     Ok(Path::new(PIN_ROOT).join(run_id))
+}
+
+/// The folder of node `node`'s maps in run `run_id`.
+pub fn node_pin_dir(run_id: &str, node: &str) -> Result<PathBuf, EbpfError> {
+    let valid = !node.is_empty()
+        && node
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && node != "links";
+    if !valid {
+        return Err(EbpfError::InvalidRunId(format!("{run_id}/{node}")));
+    }
+    Ok(pin_dir(run_id)?.join("nodes").join(node))
+}
+
+/// Every folder of the run that may hold a set of maps: the top one and
+/// each node's.
+pub(crate) fn scope_dirs(run_id: &str) -> Result<Vec<PathBuf>, EbpfError> {
+    let top = pin_dir(run_id)?;
+    let mut dirs = vec![top.clone()];
+    let mut nodes: Vec<PathBuf> = std::fs::read_dir(top.join("nodes"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.path())
+        .collect();
+    nodes.sort();
+    dirs.extend(nodes);
+    Ok(dirs)
 }
 
 pub(crate) fn links_dir(run_id: &str) -> Result<PathBuf, EbpfError> {
@@ -119,5 +151,9 @@ mod tests {
         assert!(pin_dir("..").is_err());
         assert!(pin_dir("a/b").is_err());
         assert!(pin_dir("").is_err());
+        assert!(node_pin_dir("3f9a", "node-a")
+            .unwrap()
+            .ends_with("3f9a/nodes/node-a"));
+        assert!(node_pin_dir("3f9a", "../x").is_err());
     }
 }

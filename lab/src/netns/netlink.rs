@@ -21,6 +21,35 @@ fn connect_here(runtime: &tokio::runtime::Handle) -> std::io::Result<rtnetlink::
     Ok(handle)
 }
 
+/// Every connection is a socket, and a thousand pods are a thousand
+/// sockets: the common soft limit of 1024 open files is too low. Raises it
+/// as far as needed (never past the hard limit) before opening them.
+fn allow_open_files(names: &[String]) -> Result<(), NetnsError> {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let Some(first) = names.first() else {
+        return Ok(());
+    };
+    let error = |e: std::io::Error| NetnsError::Io {
+        name: first.clone(),
+        op: "raise the open files limit for one netlink socket per namespace",
+        source: e,
+    };
+    let open_now = std::fs::read_dir("/proc/self/fd").map_err(error)?.count() as u64;
+    // Room for the sockets plus what setup opens beside them.
+    let needed = open_now + names.len() as u64 + 256;
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).map_err(|e| error(e.into()))?;
+    if soft >= needed {
+        return Ok(());
+    }
+    if hard < needed {
+        return Err(error(std::io::Error::other(format!(
+            "{} namespaces need {needed} open files; the hard limit is {hard} (ulimit -Hn)",
+            names.len()
+        ))));
+    }
+    setrlimit(Resource::RLIMIT_NOFILE, needed, hard).map_err(|e| error(e.into()))
+}
+
 fn socket_error(name: &str) -> impl FnOnce(std::io::Error) -> NetnsError + '_ {
     move |source| NetnsError::Io {
         name: name.to_string(),
@@ -95,25 +124,25 @@ impl Netlink {
     /// Opens a connection inside every namespace of `names` (which exist),
     /// on a few threads.
     pub fn open_all(names: &[String]) -> Result<Vec<Netlink>, super::NetnsError> {
+        allow_open_files(names)?;
         let runtime = tokio::runtime::Handle::current();
         let opened = super::pool::run_in_each(names, |_| connect_here(&runtime))?;
-        names
-            .iter()
-            .zip(opened)
-            .map(|(name, handle)| {
-                Ok(Netlink::with_handle(
-                    name,
-                    handle.map_err(socket_error(name))?,
-                ))
-            })
-            .collect()
+        Self::wrap_all(names, opened)
     }
 
     /// Creates every namespace of `names` and opens a connection inside
     /// each while creating it, on a few threads.
     pub fn create_all(names: &[String]) -> Result<Vec<Netlink>, super::NetnsError> {
+        allow_open_files(names)?;
         let runtime = tokio::runtime::Handle::current();
         let opened = super::pool::create_all(names, |_| connect_here(&runtime))?;
+        Self::wrap_all(names, opened)
+    }
+
+    fn wrap_all(
+        names: &[String],
+        opened: Vec<std::io::Result<rtnetlink::Handle>>,
+    ) -> Result<Vec<Netlink>, super::NetnsError> {
         names
             .iter()
             .zip(opened)

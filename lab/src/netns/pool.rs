@@ -67,7 +67,7 @@ where
 
 /// Collects [`for_each`]'s results: all values in order, or the first error
 /// by index (an index never started because another failed is no error of
-/// its own).
+/// its own; one lost without any error means its thread panicked).
 fn collect<T>(names: &[String], results: Vec<Option<Result<T>>>) -> Result<Vec<T>> {
     let mut values = Vec::with_capacity(results.len());
     let mut skipped = None;
@@ -79,7 +79,6 @@ fn collect<T>(names: &[String], results: Vec<Option<Result<T>>>) -> Result<Vec<T
         }
     }
     match skipped {
-        // Unreachable in practice: a skip only follows an error.
         Some(name) => Err(NetnsError::Panicked { name: name.clone() }),
         None => Ok(values),
     }

@@ -1,5 +1,5 @@
 //! Multi-node labs: an underlay switch joining the nodes, and an overlay
-//! carrying pod traffic between them (CONTRACT.md `overlay`). One file per
+//! carrying pod traffic between them (docs/topology.md `overlays`). One file per
 //! overlay behind one function each, chosen by [`Overlay`].
 
 mod routed;
@@ -10,8 +10,9 @@ pub use underlay::{underlay_link, UNDERLAY_NS};
 
 use crate::datapath::LabNet;
 use crate::error::Result;
-use crate::kinds::Overlay;
+use crate::kinds::{Overlay, Target};
 use crate::proof::{self, Proof};
+use crate::topology::{Endpoint, PathPlan, Plan};
 
 /// Proof counters: packets through the nodes' VXLAN devices.
 pub const VXLAN_RX: &str = "vxlan_rx_packets";
@@ -27,6 +28,20 @@ pub fn pod_mtu(lab: &LabNet<'_>, overlay: Option<Overlay>) -> Option<u32> {
         Some(Overlay::Vxlan) => underlay.mtu - VXLAN_OVERHEAD,
         _ => underlay.mtu,
     })
+}
+
+/// A node's devices towards the other nodes (the same names in every node):
+/// the underlay link, and the VXLAN device on vxlan labs. None on a single
+/// node.
+pub fn edge_links(lab: &LabNet<'_>) -> Vec<String> {
+    if lab.plan.underlay.is_none() {
+        return Vec::new();
+    }
+    let mut links = vec![underlay_link(lab)];
+    if lab.overlay == Some(Overlay::Vxlan) {
+        links.push(vxlan::device(lab));
+    }
+    links
 }
 
 /// Joins the nodes (after the datapath wired each of them).
@@ -59,6 +74,23 @@ pub fn add_vxlan_proof(
     proof.insert(VXLAN_RX.into(), rx);
     proof.insert(VXLAN_TX.into(), tx);
     Ok(())
+}
+
+/// Whether some packet of `path` travels between a pod and another node,
+/// which the overlay carries (node-to-node traffic takes the underlay). A
+/// node port splits the path at the node the client connects to: client to
+/// that node over the underlay (a pod's replies come back over the
+/// overlay), that node to the backend over the overlay.
+pub fn pod_traffic_crosses_nodes(plan: &Plan, path: &PathPlan) -> bool {
+    let node = |e| plan.endpoint_node(e);
+    let is_pod = |e| matches!(e, Endpoint::Pod(_));
+    match (path.target, path.via) {
+        (Target::NodePort, Some(via)) => {
+            (is_pod(path.client) && node(path.client) != via)
+                || (is_pod(path.server) && node(path.server) != via)
+        }
+        _ => node(path.client) != node(path.server) && (is_pod(path.client) || is_pod(path.server)),
+    }
 }
 
 /// Why a sample's proof contradicts the overlay, if it does: pod traffic
@@ -112,6 +144,55 @@ pub fn parse_net_dev(text: &str, link: &str) -> Option<(i64, i64)> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn node_port_paths_cross_where_pods_meet_other_nodes() {
+        let (a, b) = (0, 1);
+        let path = |client, server, target, via| PathPlan {
+            client,
+            server,
+            target,
+            service: Some(0),
+            via,
+        };
+        let plan = two_node_plan();
+        let (pa, pb) = (Endpoint::Pod(0), Endpoint::Pod(1));
+        // A node reaching a node port whose backend is on that node: underlay only.
+        let p = path(Endpoint::Node(a), pb, Target::NodePort, Some(b));
+        assert!(!pod_traffic_crosses_nodes(&plan, &p));
+        // A pod of node a: its replies come back over the overlay.
+        let p = path(pa, pb, Target::NodePort, Some(b));
+        assert!(pod_traffic_crosses_nodes(&plan, &p));
+        // A node reaching a node port whose backend is on another node.
+        let p = path(Endpoint::Node(b), pa, Target::NodePort, Some(b));
+        assert!(pod_traffic_crosses_nodes(&plan, &p));
+        let p = path(pa, pb, Target::ClusterIp, None);
+        assert!(pod_traffic_crosses_nodes(&plan, &p));
+        let p = path(Endpoint::Node(a), Endpoint::Node(b), Target::NodeIp, None);
+        assert!(!pod_traffic_crosses_nodes(&plan, &p));
+    }
+
+    fn two_node_plan() -> Plan {
+        let text = r#"
+[underlay]
+cidr = "10.0.0.0/24"
+[[nodes]]
+name = "a"
+pod_cidr = "10.244.1.0/24"
+[[nodes]]
+name = "b"
+pod_cidr = "10.244.2.0/24"
+[[pods]]
+name = "pa"
+node = "a"
+[[pods]]
+name = "pb"
+node = "b"
+"#;
+        crate::topology::parse(std::path::Path::new("t.toml"), text).unwrap()
+    }
+
     #[test]
     fn net_dev_counters_are_read() {
         let text = "Inter-|   Receive                                                |  Transmit\n face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n    lo:     100       2    0    0    0     0          0         0      100       2    0    0    0     0       0          0\ndl3f9a-vx: 5000 40 0 0 0 0 0 0 9000 70 0 0 0 0 0 0\n";

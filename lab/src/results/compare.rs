@@ -286,6 +286,8 @@ mod tests {
             teardown_ms: None,
             metrics: BTreeMap::from([("throughput_gbps".to_string(), metric)]),
             proof: BTreeMap::new(),
+            conditions: None,
+            bpf_attach: None,
         }
     }
 
@@ -298,10 +300,12 @@ mod tests {
             finished_at: String::new(),
             host: Default::default(),
             dplab_version: String::new(),
+            dplab_commit: None,
             command: Vec::new(),
             settings: Default::default(),
             sweep: None,
             cells,
+            conditions: None,
             benchmarks: BTreeMap::new(),
         }
     }

@@ -3,6 +3,7 @@
 
 pub mod chart;
 pub mod compare;
+pub mod conditions;
 pub mod format;
 pub mod layout;
 pub mod report;

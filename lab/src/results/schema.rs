@@ -1,9 +1,12 @@
 //! results.json (`dplab.results/v2`; v1 files read the same: v2 only
-//! adds the service-count sweep, see [`super::sweep`]).
+//! adds the service-count sweep, see [`super::sweep`]), documented field
+//! by field in docs/results.md.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+
+use super::conditions::{CellConditions, Conditions};
 
 pub const SCHEMA: &str = "dplab.results/v2";
 
@@ -19,6 +22,9 @@ pub struct Results {
     pub finished_at: String,
     pub host: Host,
     pub dplab_version: String,
+    /// The git commit dplab was built from (`-dirty`: with local changes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dplab_commit: Option<String>,
     /// The command line that made this run, to reproduce it.
     #[serde(default)]
     pub command: Vec<String>,
@@ -28,6 +34,9 @@ pub struct Results {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sweep: Option<super::sweep::SweepResults>,
     pub cells: Vec<Cell>,
+    /// How quiet the machine was at the start, at the end and during cells.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conditions: Option<Conditions>,
     /// Benchmarks of dplab itself measured during the run (setup times,
     /// rule programming), name -> value with its unit in the name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -84,6 +93,10 @@ pub struct Settings {
     /// `--cpus`: the CPU the client and the server were pinned to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpus: Option<crate::workload::pinning::CpuPinning>,
+    /// How tc programs were attached, if any cell attached some: `tcx`
+    /// (TCX links, Linux >= 6.6) or `netlink` (clsact qdisc + cls_bpf).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tc_attach: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -128,6 +141,13 @@ pub struct Cell {
     pub teardown_ms: Option<f64>,
     pub metrics: BTreeMap<String, Metric>,
     pub proof: BTreeMap<String, i64>,
+    /// The worst machine conditions seen while the cell was measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conditions: Option<CellConditions>,
+    /// How the lab's eBPF programs were attached: `tcx`, `netlink` or
+    /// `netkit` (joined by `+` if mixed); absent without eBPF programs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bpf_attach: Option<String>,
 }
 
 impl Cell {

@@ -6,6 +6,7 @@ use super::RunOptions;
 use crate::error::LabError;
 use crate::kinds::{Datapath, Overlay, ProxyKind, Target};
 use crate::proof::Proof;
+use crate::results::conditions::CellConditions;
 use crate::results::{Cell, CellStatus, Metric};
 use crate::service::{pairing, Pairing};
 use crate::topology::{PathPlan, Plan};
@@ -81,6 +82,10 @@ pub struct Tally {
     pub reps_tried: u32,
     pub setups_ms: Vec<f64>,
     pub teardowns_ms: Vec<f64>,
+    /// The worst machine conditions over the cell's samples.
+    pub conditions: Option<CellConditions>,
+    /// How the lab's eBPF programs were attached, if it had any.
+    pub bpf_attach: Option<String>,
 }
 
 impl Tally {
@@ -97,6 +102,8 @@ impl Tally {
             reps_tried: 0,
             setups_ms: Vec::new(),
             teardowns_ms: Vec::new(),
+            conditions: None,
+            bpf_attach: None,
         }
     }
 
@@ -196,6 +203,8 @@ impl Tally {
             teardown_ms: median(self.teardowns_ms),
             metrics,
             proof: self.proof,
+            conditions: self.conditions,
+            bpf_attach: self.bpf_attach,
         }
     }
 }

@@ -137,6 +137,11 @@ impl LabKey {
     }
 }
 
+/// How many cells the matrix has (one repetition).
+pub fn cell_count(plan: &Plan, opts: &RunOptions) -> usize {
+    cells::specs(plan, opts).len()
+}
+
 /// Runs every cell and returns them (results.json's `cells`) plus the
 /// benchmarks measured on the way.
 pub async fn run_matrix(
@@ -208,11 +213,18 @@ pub async fn run_matrix(
                 measured.push(n);
                 tally.reps_tried = rep + 1;
                 tally.setups_ms.push(lab.setup_ms);
+                tally.bpf_attach = tally.bpf_attach.take().or(lab.bpf_attach());
                 if tally.is_done() {
                     continue;
                 }
                 progress.cell(&tally.spec, rep + 1, opts.repetitions);
                 measure(&lab, opts.tool, &params, tally, progress);
+                if let Some(seen) = progress.cell_done() {
+                    tally
+                        .conditions
+                        .get_or_insert_with(Default::default)
+                        .merge(&seen);
+                }
             }
             let report = lab.down();
             benchmarks.push((format!("teardown_ms.{label}"), report.elapsed_ms));
@@ -334,6 +346,7 @@ pub fn results(
         finished_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         host: crate::results::Host::current(),
         dplab_version: env!("CARGO_PKG_VERSION").to_string(),
+        dplab_commit: Some(env!("DPLAB_GIT_COMMIT").to_string()),
         command: std::env::args().collect(),
         settings: crate::results::Settings {
             duration_s: opts.duration.as_secs_f64(),
@@ -346,11 +359,24 @@ pub fn results(
                 .and_then(|u| u.rate.as_ref())
                 .map(|r| format!("tc tbf rate {r} on every node's underlay link")),
             cpus: opts.cpus.is_set().then_some(opts.cpus),
+            tc_attach: tc_attach_used(&cells),
         },
         sweep: None,
         cells,
+        conditions: None,
         benchmarks: bench,
     }
+}
+
+/// The tc attach mode the cells' eBPF programs used (netkit links are not
+/// tc attachments).
+fn tc_attach_used(cells: &[Cell]) -> Option<String> {
+    cells
+        .iter()
+        .filter_map(|c| c.bpf_attach.as_deref())
+        .flat_map(|kinds| kinds.split('+'))
+        .find(|k| *k == "tcx" || *k == "netlink")
+        .map(str::to_string)
 }
 
 fn group(pairs: Vec<(String, f64)>) -> Vec<(String, Vec<f64>)> {

@@ -1,16 +1,19 @@
 //! Where a run is: samples done of the total, the cell being measured,
 //! elapsed time and an estimate of what remains. On a terminal, a live bar
 //! on stderr with the current rate; otherwise (or with `-q`, nothing) one
-//! plain log line per sample.
+//! plain log line per sample. It also tells the machine watch, if any,
+//! when each sample starts and ends.
 
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressState, ProgressStyle};
 
 use super::CellSpec;
+use crate::machine::Watch;
+use crate::results::conditions::CellConditions;
 
 pub struct Progress {
     /// The live bar; None when stderr is not a terminal or logs are quiet.
@@ -19,6 +22,7 @@ pub struct Progress {
     done: AtomicUsize,
     started: Instant,
     line: Mutex<String>,
+    watch: Option<Watch>,
 }
 
 impl Progress {
@@ -29,9 +33,22 @@ impl Progress {
             let bar = crate::terminal::bars().add(ProgressBar::new(total as u64));
             bar.set_style(
                 ProgressStyle::with_template(
-                    "{elapsed_precise} [{bar:24}] {pos}/{len} samples, about {eta} left  {wide_msg}",
+                    "{elapsed} [{bar:24}] {pos}/{len} samples, {left}  {wide_msg}",
                 )
                 .expect("progress template")
+                .with_key(
+                    "elapsed",
+                    |s: &ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = w.write_str(&clock(s.elapsed()));
+                    },
+                )
+                // Nothing to extrapolate from before the first sample ends.
+                .with_key("left", |s: &ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = match s.pos() {
+                        0 => w.write_str("time left unknown"),
+                        _ => write!(w, "about {} left", clock(s.eta())),
+                    };
+                })
                 .progress_chars("=> "),
             );
             bar.enable_steady_tick(Duration::from_millis(250));
@@ -43,6 +60,15 @@ impl Progress {
             done: AtomicUsize::new(0),
             started: Instant::now(),
             line: Mutex::new(String::new()),
+            watch: None,
+        }
+    }
+
+    /// Samples also open and close a cell of `watch`.
+    pub fn watching(self, watch: Watch) -> Progress {
+        Progress {
+            watch: Some(watch),
+            ..self
         }
     }
 
@@ -54,8 +80,11 @@ impl Progress {
         }
     }
 
-    /// A sample of `spec` starts; the previous one is done.
+    /// A sample of `spec` starts.
     pub fn cell(&self, spec: &CellSpec, rep: u32, reps: u32) {
+        if let Some(watch) = &self.watch {
+            watch.begin_cell();
+        }
         let done = self.done.fetch_add(1, Ordering::Relaxed);
         let overlay = spec.overlay.map(|o| format!("{o} ")).unwrap_or_default();
         let text = format!(
@@ -75,6 +104,12 @@ impl Progress {
                 timing(self.started.elapsed(), done, self.total)
             ),
         }
+    }
+
+    /// The sample started by [`Progress::cell`] ended: the worst machine
+    /// conditions seen meanwhile, if watched.
+    pub fn cell_done(&self) -> Option<CellConditions> {
+        self.watch.as_ref().and_then(Watch::end_cell)
     }
 
     /// The live rate of the sample being measured (terminals only).

@@ -24,6 +24,11 @@ pub fn pairing(datapath: Datapath, proxy: ProxyKind, target: Target) -> Pairing 
             "ipvlan-ebpf is ipvlan-l2 with the eBPF proxy: to measure the {proxy} proxy on ipvlan, use ipvlan-l2"
         ));
     }
+    if datapath == NetkitEbpf && proxy != ProxyKind::Ebpf {
+        return Pairing::Impossible(format!(
+            "netkit-ebpf is netkit with the eBPF proxy: to measure the {proxy} proxy on netkit, use netkit"
+        ));
+    }
     // Node-port traffic is masqueraded by every NAT proxy (as kube-proxy
     // does for externalTrafficPolicy=Cluster), so its replies return
     // through the node whatever the wiring.
@@ -53,6 +58,7 @@ mod tests {
             Datapath::Macvlan,
             Datapath::IpvlanL2,
             Datapath::IpvlanL3,
+            Datapath::Netkit,
         ] {
             for p in ProxyKind::ALL {
                 assert_eq!(pairing(d, p, Target::ClusterIp), Pairing::Works, "{d}/{p}");
@@ -66,6 +72,14 @@ mod tests {
             pairing(Datapath::IpvlanEbpf, ProxyKind::Ebpf, Target::ClusterIp),
             Pairing::Works
         );
+        assert_eq!(
+            pairing(Datapath::NetkitEbpf, ProxyKind::Ebpf, Target::ClusterIp),
+            Pairing::Works
+        );
+        assert!(matches!(
+            pairing(Datapath::NetkitEbpf, ProxyKind::Iptables, Target::ClusterIp),
+            Pairing::Impossible(r) if r.contains("use netkit")
+        ));
     }
 
     #[test]

@@ -1,62 +1,74 @@
-//! Cluster IPs with eBPF service maps, as Cilium does: the programs in
-//! bpf/ translate cluster IPs at tc. On `veth-ebpf` one program sits on
-//! every node-side veth (DNAT, reverse NAT, and redirect straight into the
-//! destination pod); on every other wiring two sit on each pod's own
-//! interface (egress DNAT, ingress reverse NAT), which needs nothing of the
-//! wiring. Maps are pinned per run under /sys/fs/bpf/dplab/<run-id>/ and
-//! shared by all attachments.
+//! Cluster IPs and node ports with eBPF service maps, as Cilium does: the
+//! programs in bpf/ translate at tc, each node with its own maps (pinned
+//! under /sys/fs/bpf/dplab/<run-id>/nodes/<node>/).
+//!
+//! Where the programs sit:
+//! - `veth-ebpf` and `netkit-ebpf`: the datapath's own host routing
+//!   programs (node-side veth or netkit peer hook, overlay devices)
+//!   translate too; this proxy only fills their maps.
+//! - every other wiring: two programs on each pod's own interface (egress
+//!   DNAT, ingress reverse NAT), which needs nothing of the wiring; and in
+//!   multi-node labs two on each node's overlay devices for node ports
+//!   reached from other nodes.
+//!
+//! A connection is translated where it starts (the client's pod or its
+//! node-side veth) and reverse-translated there, whatever node the backend
+//! is on; a node port reached from another node is translated at the
+//! node's edge, with SNAT to the node's address when the backend is on yet
+//! another node.
 
 use std::time::Instant;
 
 use super::{ServiceChange, ServiceProxy};
+use crate::datapath::ebpf_routing::{lab_error, load_node};
 use crate::datapath::LabNet;
-use crate::ebpf::{self, Endpoint, Proto, RedirectMode, ServiceLb, ServiceSpec};
+use crate::ebpf::{self, Proto, ServiceLb, ServiceSpec};
 use crate::error::{LabError, Result};
 use crate::kinds::{Datapath, ProxyKind};
 use crate::ledger::Entry;
 use crate::names::RunId;
 use crate::proof::Proof;
-use crate::topology::{Plan, Protocol};
+use crate::topology::{Plan, Protocol, ServicePlan};
 
 /// Proof counter names in results.json.
 pub const RUNS: &str = "bpf_program_runs";
 pub const SERVICE_HITS: &str = "bpf_service_hits";
 pub const REV_NAT: &str = "bpf_rev_nat";
-pub use crate::datapath::REDIRECTED;
+pub const SNAT: &str = "bpf_snat";
+pub const FORWARDED: &str = "bpf_forwarded";
+pub use crate::datapath::{DROPPED, REDIRECTED};
 
+/// The eBPF proxy of one lab: a load balancer per node, in node order.
 #[derive(Default)]
 pub struct EbpfProxy {
-    lb: Option<ServiceLb>,
+    nodes: Vec<ServiceLb>,
     program_ms: f64,
 }
 
 impl EbpfProxy {
-    /// Reopens the pinned maps of a running lab (for `dplab test`).
+    /// The proxy of a running lab (for `dplab test`): its counters are read
+    /// from the pinned maps, so nothing needs loading.
     pub fn reopen(run: &RunId) -> Result<EbpfProxy> {
-        let lb = ServiceLb::load(run.as_str()).map_err(to_lab_error)?;
-        Ok(EbpfProxy {
-            lb: Some(lb),
-            program_ms: 0.0,
-        })
+        ebpf::pinned_counters(run.as_str()).map_err(lab_error)?;
+        Ok(EbpfProxy::default())
     }
 }
 
-fn not_loaded() -> LabError {
-    LabError::Other("eBPF programs are not loaded".into())
-}
-
-impl EbpfProxy {
-    fn loaded(&mut self) -> Result<&mut ServiceLb> {
-        self.lb.as_mut().ok_or_else(not_loaded)
-    }
-}
-
-fn to_lab_error(e: ebpf::EbpfError) -> LabError {
-    match e {
-        ebpf::EbpfError::Unavailable(reason) => {
-            LabError::Unsupported(format!("eBPF datapaths unavailable: {reason}"))
-        }
-        other => LabError::Other(other.to_string()),
+/// A service as the load balancer's maps hold it.
+pub fn service_spec(plan: &Plan, s: &ServicePlan) -> ServiceSpec {
+    ServiceSpec {
+        cluster_ip: s.cluster_ip,
+        port: s.port,
+        proto: match s.protocol {
+            Protocol::Tcp => Proto::Tcp,
+            Protocol::Udp => Proto::Udp,
+        },
+        node_port: s.node_port,
+        backends: s
+            .backends
+            .iter()
+            .map(|&b| (plan.pods[b].address, s.target_port))
+            .collect(),
     }
 }
 
@@ -64,19 +76,7 @@ fn to_lab_error(e: ebpf::EbpfError) -> LabError {
 pub fn service_specs(plan: &Plan) -> Vec<ServiceSpec> {
     plan.services
         .iter()
-        .map(|s| ServiceSpec {
-            cluster_ip: s.cluster_ip,
-            port: s.port,
-            proto: match s.protocol {
-                Protocol::Tcp => Proto::Tcp,
-                Protocol::Udp => Proto::Udp,
-            },
-            backends: s
-                .backends
-                .iter()
-                .map(|&b| (plan.pods[b].address, s.target_port))
-                .collect(),
-        })
+        .map(|s| service_spec(plan, s))
         .collect()
 }
 
@@ -89,12 +89,27 @@ impl ServiceProxy for EbpfProxy {
         SERVICE_HITS
     }
 
-    fn apply(&mut self, lab: &LabNet<'_>, _: Datapath, _: &ServiceChange) -> Result<()> {
-        // The maps are reconciled against the whole plan: unchanged
-        // services are rewritten in place, so the change is atomic per key.
-        self.loaded()?
-            .program_services(&service_specs(lab.plan))
-            .map_err(to_lab_error)
+    /// One service rewritten on every node, whatever the number of
+    /// services: the plan is not walked.
+    fn apply(&mut self, lab: &LabNet<'_>, _: Datapath, change: &ServiceChange) -> Result<()> {
+        let spec = match change {
+            ServiceChange::AddService(s) => service_spec(lab.plan, s),
+            ServiceChange::RemoveEndpoint { service, .. } => {
+                let s = lab.plan.services.get(*service).ok_or_else(|| {
+                    LabError::Other(format!("eBPF proxy: no service number {service}"))
+                })?;
+                service_spec(lab.plan, s)
+            }
+        };
+        if self.nodes.is_empty() {
+            return Err(LabError::Other(
+                "eBPF proxy: programs are not loaded (install first)".into(),
+            ));
+        }
+        for lb in &mut self.nodes {
+            lb.upsert_service(&spec).map_err(lab_error)?;
+        }
+        Ok(())
     }
 
     fn install(&mut self, lab: &LabNet<'_>, datapath: Datapath) -> Result<()> {
@@ -103,47 +118,37 @@ impl ServiceProxy for EbpfProxy {
                 "eBPF datapaths unavailable: {reason}"
             )));
         }
-        let start = Instant::now();
         lab.ledger.record(&Entry::BpfPins {
             path: lab.run.bpffs_dir(),
         })?;
-        let mut lb = ServiceLb::load(lab.run.as_str()).map_err(to_lab_error)?;
-        lb.program_services(&service_specs(lab.plan))
-            .map_err(to_lab_error)?;
-        self.program_ms = start.elapsed().as_secs_f64() * 1000.0;
-        for (pod, p) in lab.plan.pods.iter().enumerate() {
-            match datapath {
-                Datapath::VethEbpf => {
-                    let node_ns = lab.node_ns(p.node);
-                    let host = lab.host_veth(pod);
-                    let endpoint = Endpoint::discover(
-                        &node_ns,
-                        &host,
-                        &lab.pod_ns(pod),
-                        &p.interface,
-                        RedirectMode::Peer,
-                    )
-                    .map_err(to_lab_error)?;
-                    lb.set_endpoint(p.address, endpoint).map_err(to_lab_error)?;
-                    lb.attach_veth_ingress(&node_ns, &host)
-                        .map_err(to_lab_error)?;
+        let specs = service_specs(lab.plan);
+        let edges = crate::overlay::edge_links(lab);
+        let mut program_ms = 0.0;
+        for node in 0..lab.plan.nodes.len() {
+            // Load and program time: what a service change costs from cold.
+            let start = Instant::now();
+            let mut lb = load_node(lab, datapath, node)?;
+            lb.program_services(&specs).map_err(lab_error)?;
+            program_ms += start.elapsed().as_secs_f64() * 1000.0;
+            // veth-ebpf's host routing programs translate with these maps.
+            if !crate::datapath::has_ebpf_host_routing(datapath) {
+                let node_ns = lab.node_ns(node);
+                for (pod, p) in lab.plan.pods_of(node) {
+                    lb.attach_pod(&lab.pod_ns(pod), &p.interface)
+                        .map_err(lab_error)?;
                 }
-                _ => lb
-                    .attach_pod(&lab.pod_ns(pod), &p.interface)
-                    .map_err(to_lab_error)?,
+                for dev in &edges {
+                    lb.attach_netdev(&node_ns, dev).map_err(lab_error)?;
+                }
             }
+            self.nodes.push(lb);
         }
-        self.lb = Some(lb);
+        self.program_ms = program_ms;
         Ok(())
     }
 
     fn counters(&self, run: &RunId, plan: &Plan) -> Result<Proof> {
-        let c = self
-            .lb
-            .as_ref()
-            .ok_or_else(not_loaded)?
-            .counters()
-            .map_err(to_lab_error)?;
+        let c = ebpf::pinned_counters(run.as_str()).map_err(lab_error)?;
         // No iptables rules are installed, and the proof shows it: any DNAT
         // packet would mean the traffic took another path.
         let mut proof = super::iptables::Iptables::default().counters(run, plan)?;
@@ -152,6 +157,9 @@ impl ServiceProxy for EbpfProxy {
             (SERVICE_HITS, c.dnat),
             (REV_NAT, c.rev_nat),
             (REDIRECTED, c.redirected),
+            (DROPPED, c.dropped),
+            (SNAT, c.snat),
+            (FORWARDED, c.forwarded),
         ] {
             proof.insert(name.to_string(), value as i64);
         }
@@ -160,5 +168,9 @@ impl ServiceProxy for EbpfProxy {
 
     fn program_ms(&self) -> Option<f64> {
         Some(self.program_ms)
+    }
+
+    fn bpf_attach(&self) -> Option<String> {
+        crate::ebpf::join_attach_kinds(self.nodes.iter().filter_map(ServiceLb::attach_kinds))
     }
 }

@@ -6,6 +6,11 @@
 pub mod compat;
 pub mod ebpf;
 pub mod iptables;
+pub mod ipvs;
+mod ipvs_rules;
+pub mod nftables;
+pub mod nftables_rules;
+pub mod socket_lb;
 
 pub use compat::{pairing, Pairing};
 
@@ -82,20 +87,32 @@ pub trait ServiceProxy: Send {
     fn program_ms(&self) -> Option<f64> {
         None
     }
+
+    /// How the proxy's eBPF programs are attached (`tcx`, `netlink`,
+    /// `netkit`), if it has any.
+    fn bpf_attach(&self) -> Option<String> {
+        None
+    }
 }
 
 /// The translation counters of every proxy; a lab reads only its own
 /// proxy's, plus those that prove the absence of another path.
-pub const TRANSLATION_COUNTERS: &[&str] = &[iptables::DNAT_PACKETS, ebpf::SERVICE_HITS];
+pub const TRANSLATION_COUNTERS: &[&str] = &[
+    iptables::DNAT_PACKETS,
+    nftables::DNAT_PACKETS,
+    ebpf::SERVICE_HITS,
+    ipvs::PACKETS,
+    socket_lb::REWRITES,
+];
 
 /// A fresh proxy of `kind`, ready to install.
 pub fn create(kind: ProxyKind) -> Result<Box<dyn ServiceProxy>> {
     match kind {
         ProxyKind::Iptables => Ok(Box::new(iptables::Iptables::default())),
+        ProxyKind::Nftables => Ok(Box::new(nftables::Nftables::default())),
         ProxyKind::Ebpf => Ok(Box::new(ebpf::EbpfProxy::default())),
-        other => Err(crate::error::LabError::Unsupported(format!(
-            "the {other} service proxy is not built into this dplab"
-        ))),
+        ProxyKind::Ipvs => Ok(Box::new(ipvs::Ipvs::default())),
+        ProxyKind::SocketLb => Ok(Box::new(socket_lb::SocketLbProxy::default())),
     }
 }
 
@@ -103,6 +120,7 @@ pub fn create(kind: ProxyKind) -> Result<Box<dyn ServiceProxy>> {
 pub fn reopen(kind: ProxyKind, run: &RunId) -> Result<Box<dyn ServiceProxy>> {
     match kind {
         ProxyKind::Ebpf => Ok(Box::new(ebpf::EbpfProxy::reopen(run)?)),
+        ProxyKind::SocketLb => Ok(Box::new(socket_lb::SocketLbProxy::reopen(run)?)),
         other => create(other),
     }
 }

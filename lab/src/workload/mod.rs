@@ -276,6 +276,8 @@ pub enum WorkloadError {
     BadParams(String),
     #[error(transparent)]
     Netns(#[from] crate::netns::NetnsError),
+    #[error(transparent)]
+    Cgroup(#[from] crate::cgroup::CgroupError),
     #[error("no connection to {target} within {timeout:?}: {source}")]
     Connect {
         target: SocketAddr,
@@ -366,6 +368,14 @@ pub fn run_sample(
 ) -> Result<Sample, WorkloadError> {
     check_tool(tool, w)?;
     validate(w, p)?;
+    // In a lab with cgroups (socket-lb) the client's sockets must be made
+    // in the client pod's cgroup. The built-in generators are threads of
+    // dplab, so dplab joins that cgroup for the sample (and leaves after);
+    // external tools join it themselves before exec.
+    let _in_client_cgroup = match tool {
+        Tool::Builtin => crate::cgroup::join::SampleCgroup::enter_for_netns(&e.client_netns)?,
+        _ => None,
+    };
     match tool {
         Tool::Builtin => match w {
             Workload::TcpStream => tcp_stream::run(p, e, progress),

@@ -48,6 +48,11 @@ impl<'a> ToolProcess<'a> {
         if let Some(cpu) = cpu {
             super::pinning::pin_command(&mut cmd, cpu)?;
         }
+        // In a lab with cgroups (socket-lb) the program runs in the pod's
+        // cgroup too, so its sockets go through the lab's hooks.
+        if let Some(dir) = crate::cgroup::of_netns(ns) {
+            crate::cgroup::join::join_on_exec(&mut cmd, &dir)?;
+        }
         cmd.args(args)
             .stdin(Stdio::null())
             .stdout(if capture_stdout {

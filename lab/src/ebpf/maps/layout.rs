@@ -26,6 +26,7 @@ pub const BACKENDS_MAP: &str = "dplab_backends";
 pub const CONNTRACK_MAP: &str = "dplab_ct";
 pub const ENDPOINTS_MAP: &str = "dplab_endpoints";
 pub const COUNTERS_MAP: &str = "dplab_counters";
+pub const CONFIG_MAP: &str = "dplab_config";
 
 /// `struct lb_service_key`
 #[repr(C)]
@@ -48,12 +49,17 @@ impl ServiceKey {
     }
 }
 
+/// `SVC_F_NODE_PORT`: the frontend is a node address at a node port.
+pub const SVC_F_NODE_PORT: u16 = 1;
+
 /// `struct lb_service`
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ServiceValue {
     pub backend_count: u32,
     pub service_id: u32,
+    pub flags: u16,
+    pub pad: u16,
 }
 
 /// `struct lb_backend_key`
@@ -64,26 +70,29 @@ pub struct BackendKey {
     pub index: u32,
 }
 
+/// `BACKEND_F_LOCAL`: the backend is a pod of this node.
+pub const BACKEND_F_LOCAL: u16 = 1;
+
 /// `struct lb_backend`
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BackendValue {
     pub addr: [u8; 4],
     pub port: [u8; 2],
-    pub pad: u16,
+    pub flags: u16,
 }
 
 impl BackendValue {
-    pub fn new(addr: Ipv4Addr, port: u16) -> Self {
+    pub fn new(addr: Ipv4Addr, port: u16, local: bool) -> Self {
         Self {
             addr: addr.octets(),
             port: port.to_be_bytes(),
-            pad: 0,
+            flags: if local { BACKEND_F_LOCAL } else { 0 },
         }
     }
 }
 
-/// `struct lb_ct_key`: `dir` is [`CT_SERVICE`] or [`CT_REVERSE`].
+/// `struct lb_ct_key`: `dir` is one of the `CT_*` kinds.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConntrackKey {
@@ -98,14 +107,23 @@ pub struct ConntrackKey {
 
 pub const CT_SERVICE: u8 = 0;
 pub const CT_REVERSE: u8 = 1;
+pub const CT_EDGE: u8 = 2;
+pub const CT_EDGE_REVERSE: u8 = 3;
+
+/// `CT_F_SNAT`, `CT_F_CLOSING`
+pub const CT_F_SNAT: u32 = 1;
+pub const CT_F_CLOSING: u32 = 2;
 
 /// `struct lb_ct_value`
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConntrackValue {
     pub addr: [u8; 4],
+    pub addr2: [u8; 4],
     pub port: [u8; 2],
-    pub pad: u16,
+    pub port2: [u8; 2],
+    pub flags: u32,
+    pub seen_ns: u64,
 }
 
 /// `ENDPOINT_F_PLAIN_REDIRECT`: bpf_redirect to the host end instead of
@@ -122,6 +140,22 @@ pub struct EndpointValue {
     pub host_mac: [u8; 6],
 }
 
+/// `CFG_F_HOST_ROUTING`: the datapath delivers to local pods itself.
+pub const CFG_F_HOST_ROUTING: u32 = 1;
+
+/// `struct lb_config`: zero fields take the programs' defaults.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConfigValue {
+    pub snat_addr: [u8; 4],
+    pub hairpin_addr: [u8; 4],
+    pub flags: u32,
+    pub pad: u32,
+    pub ct_tcp_ns: u64,
+    pub ct_other_ns: u64,
+    pub ct_closing_ns: u64,
+}
+
 /// `struct lb_counters`, one per CPU.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -132,6 +166,8 @@ pub struct CountersValue {
     pub redirected: u64,
     pub passed: u64,
     pub dropped: u64,
+    pub snat: u64,
+    pub forwarded: u64,
 }
 
 // SAFETY: all of these are repr(C) structs of integers and byte arrays with
@@ -145,6 +181,7 @@ unsafe impl aya::Pod for ConntrackKey {}
 unsafe impl aya::Pod for ConntrackValue {}
 unsafe impl aya::Pod for EndpointValue {}
 unsafe impl aya::Pod for CountersValue {}
+unsafe impl aya::Pod for ConfigValue {}
 
 #[cfg(test)]
 mod tests {
@@ -154,13 +191,14 @@ mod tests {
     #[test]
     fn sizes_match_the_c_header() {
         assert_eq!(size_of::<ServiceKey>(), 8);
-        assert_eq!(size_of::<ServiceValue>(), 8);
+        assert_eq!(size_of::<ServiceValue>(), 12);
         assert_eq!(size_of::<BackendKey>(), 8);
         assert_eq!(size_of::<BackendValue>(), 8);
         assert_eq!(size_of::<ConntrackKey>(), 16);
-        assert_eq!(size_of::<ConntrackValue>(), 8);
+        assert_eq!(size_of::<ConntrackValue>(), 24);
         assert_eq!(size_of::<EndpointValue>(), 20);
-        assert_eq!(size_of::<CountersValue>(), 48);
+        assert_eq!(size_of::<CountersValue>(), 64);
+        assert_eq!(size_of::<ConfigValue>(), 40);
     }
 
     #[test]

@@ -1,27 +1,21 @@
-//! The load balancer's maps: their C layout ([`layout`]) and programming
-//! them with services, backends and local endpoints ([`LbMaps`]).
+//! One node's load balancer maps: their C layout ([`layout`]), services
+//! ([`services`]), local endpoints, the node's settings and the counters.
 
 mod layout;
+mod services;
 
 pub use layout::*;
+pub use services::{NodeScope, ServiceSpec};
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::Ipv4Addr;
+use std::time::Duration;
 
-use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray};
+use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray};
 use aya::Ebpf;
 
 use super::loader::take_map;
 use super::{iface, Counters, EbpfError, Result};
-
-/// One service port and its backends, as kube-proxy would see it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServiceSpec {
-    pub cluster_ip: Ipv4Addr,
-    pub port: u16,
-    pub proto: Proto,
-    pub backends: Vec<(Ipv4Addr, u16)>,
-}
 
 /// How `veth_ingress` hands a packet to a local pod.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,16 +83,62 @@ impl Endpoint {
     }
 }
 
-/// The typed maps, shared by both objects through their pins, and what the
-/// services map holds so updates touch only what changed.
+/// How long an unused conntrack entry lives; None: the programs' default
+/// (TCP 6 h, other protocols 60 s, 10 s once a FIN or RST was seen, as
+/// Cilium's defaults).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConntrackTimeouts {
+    pub tcp: Option<Duration>,
+    pub other: Option<Duration>,
+    pub closing: Option<Duration>,
+}
+
+/// A node's settings, as its programs read them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NodeConfig {
+    /// The node's own address: the source of node-port connections SNATed
+    /// to a backend on another node (None: such connections are dropped).
+    pub snat_addr: Option<Ipv4Addr>,
+    /// The source of a pod's connection to itself through a service (None:
+    /// 169.254.42.1).
+    pub hairpin_addr: Option<Ipv4Addr>,
+    /// The datapath hands packets to local pods itself (veth-ebpf).
+    pub host_routing: bool,
+    pub timeouts: ConntrackTimeouts,
+}
+
+impl NodeConfig {
+    fn to_value(self) -> ConfigValue {
+        let ns = |d: Option<Duration>| d.map_or(0, |d| d.as_nanos().max(1) as u64);
+        let addr = |a: Option<Ipv4Addr>| a.map_or([0; 4], |a| a.octets());
+        ConfigValue {
+            snat_addr: addr(self.snat_addr),
+            hairpin_addr: addr(self.hairpin_addr),
+            flags: if self.host_routing {
+                CFG_F_HOST_ROUTING
+            } else {
+                0
+            },
+            pad: 0,
+            ct_tcp_ns: ns(self.timeouts.tcp),
+            ct_other_ns: ns(self.timeouts.other),
+            ct_closing_ns: ns(self.timeouts.closing),
+        }
+    }
+}
+
+/// The typed maps of one node, shared by its objects through their pins,
+/// and what the services map holds so that a change touches one service.
 pub(super) struct LbMaps {
     services: BpfHashMap<MapData, ServiceKey, ServiceValue>,
     backends: BpfHashMap<MapData, BackendKey, BackendValue>,
     endpoints: BpfHashMap<MapData, [u8; 4], EndpointValue>,
     counters: PerCpuArray<MapData, CountersValue>,
-    /// What the services map holds: key -> (service id, backend count).
-    programmed: HashMap<ServiceKey, ServiceValue>,
+    config: Array<MapData, ConfigValue>,
+    /// Cluster IP frontend -> what is programmed for that service.
+    programmed: HashMap<ServiceKey, services::Programmed>,
     next_service_id: u32,
+    scope: NodeScope,
 }
 
 impl LbMaps {
@@ -110,107 +150,27 @@ impl LbMaps {
             backends: take_map(object, BACKENDS_MAP)?,
             endpoints: take_map(object, ENDPOINTS_MAP)?,
             counters: take_map(object, COUNTERS_MAP)?,
+            config: take_map(object, CONFIG_MAP)?,
             programmed: HashMap::new(),
             next_service_id: 1,
+            scope: NodeScope::default(),
         };
-        for entry in maps.services.iter() {
-            let (key, value) = entry.map_err(|source| EbpfError::Map {
-                map: SERVICES_MAP,
-                op: "read back".into(),
-                source: Box::new(source),
-            })?;
-            maps.next_service_id = maps.next_service_id.max(value.service_id + 1);
-            maps.programmed.insert(key, value);
-        }
+        maps.read_back()?;
         Ok(maps)
     }
 
-    /// See [`super::ServiceLb::program_services`].
-    pub(super) fn program_services(&mut self, services: &[ServiceSpec]) -> Result<()> {
-        let mut wanted = HashSet::with_capacity(services.len());
-        for spec in services {
-            let key = ServiceKey::new(spec.cluster_ip, spec.port, spec.proto);
-            if !wanted.insert(key) {
-                return Err(EbpfError::InvalidService {
-                    service: describe(spec),
-                    reason: "listed twice".into(),
-                });
-            }
-            self.program_one(key, spec)?;
-        }
-        let stale: Vec<ServiceKey> = self
-            .programmed
-            .keys()
-            .filter(|k| !wanted.contains(*k))
-            .copied()
-            .collect();
-        for key in stale {
-            self.remove_service(key)?;
-        }
-        Ok(())
+    pub(super) fn set_scope(&mut self, scope: NodeScope) {
+        self.scope = scope;
     }
 
-    fn program_one(&mut self, key: ServiceKey, spec: &ServiceSpec) -> Result<()> {
-        let count = u32::try_from(spec.backends.len()).map_err(|_| EbpfError::InvalidService {
-            service: describe(spec),
-            reason: "too many backends".into(),
-        })?;
-        let (service_id, old_count) = match self.programmed.get(&key) {
-            Some(v) => (v.service_id, v.backend_count),
-            None => {
-                let id = self.next_service_id;
-                self.next_service_id += 1;
-                (id, 0)
-            }
-        };
-        // Backends first, then the count that makes them reachable.
-        for (index, (ip, port)) in spec.backends.iter().enumerate() {
-            let bkey = BackendKey {
-                service_id,
-                index: index as u32,
-            };
-            self.backends
-                .insert(bkey, BackendValue::new(*ip, *port), 0)
-                .map_err(|source| map_err(BACKENDS_MAP, "insert backend", spec, source))?;
-        }
-        let value = ServiceValue {
-            backend_count: count,
-            service_id,
-        };
-        if self.programmed.get(&key) != Some(&value) {
-            self.services
-                .insert(key, value, 0)
-                .map_err(|source| map_err(SERVICES_MAP, "insert service", spec, source))?;
-            self.programmed.insert(key, value);
-        }
-        for index in count..old_count {
-            self.remove_backend(service_id, index)?;
-        }
-        Ok(())
-    }
-
-    fn remove_service(&mut self, key: ServiceKey) -> Result<()> {
-        let Some(value) = self.programmed.remove(&key) else {
-            return Ok(());
-        };
-        ignore_missing(self.services.remove(&key)).map_err(|source| EbpfError::Map {
-            map: SERVICES_MAP,
-            op: format!("remove service id {}", value.service_id),
-            source: Box::new(source),
-        })?;
-        for index in 0..value.backend_count {
-            self.remove_backend(value.service_id, index)?;
-        }
-        Ok(())
-    }
-
-    fn remove_backend(&mut self, service_id: u32, index: u32) -> Result<()> {
-        let key = BackendKey { service_id, index };
-        ignore_missing(self.backends.remove(&key)).map_err(|source| EbpfError::Map {
-            map: BACKENDS_MAP,
-            op: format!("remove backend {index} of service id {service_id}"),
-            source: Box::new(source),
-        })
+    pub(super) fn configure(&mut self, config: &NodeConfig) -> Result<()> {
+        self.config
+            .set(0, config.to_value(), 0)
+            .map_err(|source| EbpfError::Map {
+                map: CONFIG_MAP,
+                op: "write the node's settings".into(),
+                source: Box::new(source),
+            })
     }
 
     pub(super) fn set_endpoint(&mut self, ip: Ipv4Addr, endpoint: Endpoint) -> Result<()> {
@@ -253,21 +213,4 @@ fn ignore_missing(
         }
         other => other,
     }
-}
-
-fn map_err(
-    map: &'static str,
-    op: &str,
-    spec: &ServiceSpec,
-    source: aya::maps::MapError,
-) -> EbpfError {
-    EbpfError::Map {
-        map,
-        op: format!("{op} for {}", describe(spec)),
-        source: Box::new(source),
-    }
-}
-
-fn describe(spec: &ServiceSpec) -> String {
-    format!("{}:{}/{:?}", spec.cluster_ip, spec.port, spec.proto)
 }

@@ -34,6 +34,7 @@ pub(super) fn header(out: &mut String, r: &Results) {
     if let Some(shaping) = &r.settings.shaping {
         row("Link shaping", shaping.clone());
     }
+    crate::results::conditions::header_rows(out, r);
     out.push_str("\nReproduce with:\n\n```sh\n");
     if r.command.is_empty() {
         out.push_str("# the command was not recorded in this results file\n");

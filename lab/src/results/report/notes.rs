@@ -41,14 +41,15 @@ impl Notes {
     /// What a table slot shows for cell `index` and `metric`.
     pub(super) fn slot(&self, results: &Results, index: usize, metric: &str) -> String {
         let cell = &results.cells[index];
-        match (cell.status, self.number[index]) {
+        let value = match (cell.status, self.number[index]) {
             (CellStatus::Ok, _) | (_, None) => cell
                 .metrics
                 .get(metric)
                 .map(format_metric)
                 .unwrap_or_else(|| "n/a".to_string()),
             (status, Some(n)) => format!("{} [{n}]", status_word(status)),
-        }
+        };
+        value + &crate::results::conditions::marker(cell)
     }
 
     /// The footnote lines for the notes of the cells among `indices`.

@@ -1,0 +1,325 @@
+//! The `nft -f` text of the nftables proxy, laid out like kube-proxy's
+//! nftables mode (pkg/proxy/nftables/proxier.go): one `ip dplab` table with
+//! the base chains `nat-prerouting`, `nat-output` (dstnat) and
+//! `nat-postrouting` (srcnat); a `services` chain dispatching through the
+//! verdict maps `service-ips` (`ip daddr . meta l4proto . th dport`) and
+//! `service-nodeports` (`meta l4proto . th dport` on `fib daddr type
+//! local`); one `service-…` chain per service choosing an endpoint with
+//! `numgen random mod N vmap`; one `endpoint-…` chain per backend with the
+//! hairpin mark and the DNAT; `external-…` chains marking node-port traffic
+//! for masquerade. Text only: no kernel calls here.
+//!
+//! A service with a single endpoint jumps straight to it, as kube-proxy
+//! does since kubernetes#140723: every anonymous vmap is a set in the
+//! kernel, and creating N of them in one table costs O(N²) (set name
+//! allocation and transaction binding scan every set), so 30,000
+//! one-endpoint services would otherwise take minutes to load.
+//!
+//! Incremental changes use only commands for which nft 1.0.x fetches no
+//! chain cache (`add chain NAME { rules }`, `flush chain`, `add map … {
+//! elements }`): `add rule` and `add element` make nft list every chain of
+//! the table first, which costs more than the change at scale. `delete
+//! chain` still does (nft 1.0.6 has no cheaper delete). Whatever the text,
+//! the kernel walks the whole table once per commit that adds a jump or a
+//! DNAT (loop and hook validation), so a change costs O(services) anyway.
+
+use std::fmt::Write as _;
+use std::net::Ipv4Addr;
+
+use super::ServiceChange;
+use crate::topology::{Plan, ServicePlan};
+
+/// The table of the proxy in every node namespace (family ip).
+pub const TABLE: &str = "dplab";
+
+/// Mark that asks `masquerading` to masquerade (kube-proxy's 0x4000).
+const MASQ_MARK: &str = "0x00004000";
+
+const SERVICE_IPS_TYPE: &str = "ipv4_addr . inet_proto . inet_service : verdict";
+const NODEPORTS_TYPE: &str = "inet_proto . inet_service : verdict";
+
+/// Chain of one service: where its cluster IP and node port lead.
+pub fn service_chain(svc: &ServicePlan) -> String {
+    format!("service-{}/{}", svc.name, svc.protocol.name())
+}
+
+/// Chain of node-port traffic of one service (kube-proxy's `external-`).
+pub fn external_chain(svc: &ServicePlan) -> String {
+    format!("external-{}/{}", svc.name, svc.protocol.name())
+}
+
+/// Chain of one endpoint, named by address and port as kube-proxy's.
+pub fn endpoint_chain(svc: &ServicePlan, address: Ipv4Addr) -> String {
+    format!(
+        "endpoint-{}/{}__{address}/{}",
+        svc.name,
+        svc.protocol.name(),
+        svc.target_port
+    )
+}
+
+/// The whole ruleset of node `node`, replacing any earlier `dplab` table in
+/// the same transaction. `masquerade_pods`: the wiring lets replies between
+/// pods of one node bypass it (child links), so service traffic between
+/// them is masqueraded to come back through the node.
+pub fn render_ruleset(plan: &Plan, node: usize, masquerade_pods: bool) -> String {
+    let mut out = String::new();
+    let w = &mut out;
+    let node_name = &plan.nodes[node].name;
+    wl(
+        w,
+        format_args!(
+            "# dplab service proxy of {node_name}, shaped like kube-proxy's nftables mode"
+        ),
+    );
+    // add + delete: the load replaces a table left by an earlier load, atomically.
+    wl(w, format_args!("add table ip {TABLE}"));
+    wl(w, format_args!("delete table ip {TABLE}"));
+    wl(w, format_args!("table ip {TABLE} {{"));
+    wl(
+        w,
+        format_args!("\tcomment \"dplab service proxy (nftables)\""),
+    );
+    let ips: Vec<String> = plan.services.iter().map(service_ip_element).collect();
+    map_block(
+        w,
+        "service-ips",
+        SERVICE_IPS_TYPE,
+        "ClusterIP traffic",
+        &ips,
+    );
+    let ports: Vec<String> = plan.services.iter().filter_map(node_port_element).collect();
+    map_block(
+        w,
+        "service-nodeports",
+        NODEPORTS_TYPE,
+        "NodePort traffic",
+        &ports,
+    );
+    // nft 1.0.6 accepts the name `dstnat` on prerouting only: -100 is dstnat.
+    base_chain(
+        w,
+        "nat-prerouting",
+        "prerouting priority dstnat",
+        &["jump services"],
+    );
+    base_chain(w, "nat-output", "output priority -100", &["jump services"]);
+    let pods = plan.nodes[node].pod_cidr;
+    let pod_masq = format!(
+        "ip saddr {pods} ip daddr {pods} masquerade comment \"pod to pod via the node: replies come back through it\""
+    );
+    let mut post = vec!["jump masquerading"];
+    if masquerade_pods {
+        post.push(&pod_masq);
+    }
+    base_chain(w, "nat-postrouting", "postrouting priority srcnat", &post);
+    chain_block(
+        w,
+        "services",
+        &[
+            "ip daddr . meta l4proto . th dport vmap @service-ips comment \"cluster IPs\"".into(),
+            "fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @service-nodeports comment \"node ports on any local address\"".into(),
+        ],
+    );
+    chain_block(
+        w,
+        "mark-for-masquerade",
+        &[format!(
+            "meta mark set meta mark | {MASQ_MARK} comment \"masquerade in postrouting\""
+        )],
+    );
+    chain_block(
+        w,
+        "masquerading",
+        &[
+            format!("meta mark & {MASQ_MARK} == 0x00000000 return"),
+            format!("meta mark set meta mark ^ {MASQ_MARK}"),
+            "masquerade fully-random comment \"hairpin and node-port traffic\"".into(),
+        ],
+    );
+    for svc in &plan.services {
+        for (name, rules) in service_chains(plan, svc) {
+            chain_block(w, &name, &rules);
+        }
+    }
+    wl(w, format_args!("}}"));
+    out
+}
+
+/// One small transaction for `change` (the same on every node): a new
+/// service adds its chains and map elements; a removed endpoint rewrites its
+/// service's chain and deletes the endpoint's chain.
+pub fn render_change(plan: &Plan, change: &ServiceChange) -> String {
+    let mut out = String::new();
+    let w = &mut out;
+    match change {
+        ServiceChange::AddService(svc) => {
+            // Chains before the map elements that point at them.
+            for (name, rules) in service_chains(plan, svc) {
+                add_chain(w, &name, &rules);
+            }
+            if let Some(element) = node_port_element(svc) {
+                add_elements(w, "service-nodeports", NODEPORTS_TYPE, &element);
+            }
+            add_elements(w, "service-ips", SERVICE_IPS_TYPE, &service_ip_element(svc));
+        }
+        ServiceChange::RemoveEndpoint { service, pod } => {
+            let svc = &plan.services[*service];
+            let chain = service_chain(svc);
+            wl(w, format_args!("flush chain ip {TABLE} {chain}"));
+            if let Some(rule) = pick_endpoint(plan, svc) {
+                add_chain(w, &chain, &[rule]);
+            }
+            let gone = endpoint_chain(svc, plan.pods[*pod].address);
+            wl(w, format_args!("delete chain ip {TABLE} {gone}"));
+        }
+    }
+    out
+}
+
+/// The chains of one service with their rules, each after the chains it
+/// jumps to: endpoints, the service chain, the node-port chain.
+fn service_chains(plan: &Plan, svc: &ServicePlan) -> Vec<(String, Vec<String>)> {
+    let mut chains = Vec::new();
+    for &pod in &svc.backends {
+        let backend = &plan.pods[pod];
+        let label = format!("{} -> {}", svc.name, backend.name);
+        chains.push((
+            endpoint_chain(svc, backend.address),
+            vec![
+                format!(
+                    "ip saddr {} jump mark-for-masquerade comment \"{label}: hairpin\"",
+                    backend.address
+                ),
+                format!(
+                    "meta l4proto {} counter dnat to {}:{} comment \"{label}\"",
+                    svc.protocol.name(),
+                    backend.address,
+                    svc.target_port
+                ),
+            ],
+        ));
+    }
+    chains.push((
+        service_chain(svc),
+        pick_endpoint(plan, svc).into_iter().collect(),
+    ));
+    if svc.node_port.is_some() {
+        chains.push((
+            external_chain(svc),
+            vec![
+                format!(
+                    "jump mark-for-masquerade comment \"{}: masquerade node-port traffic\"",
+                    svc.name
+                ),
+                format!("goto {}", service_chain(svc)),
+            ],
+        ));
+    }
+    chains
+}
+
+/// The service chain's rule: straight to a lone endpoint, else a random
+/// pick among all. None when the service has no endpoint left (its
+/// traffic then passes unchanged, as with the iptables proxy).
+fn pick_endpoint(plan: &Plan, svc: &ServicePlan) -> Option<String> {
+    let chains: Vec<String> = svc
+        .backends
+        .iter()
+        .map(|&p| endpoint_chain(svc, plan.pods[p].address))
+        .collect();
+    match chains.as_slice() {
+        [] => None,
+        [only] => Some(format!(
+            "goto {only} comment \"{}: its only endpoint\"",
+            svc.name
+        )),
+        many => {
+            let arms: Vec<String> = many
+                .iter()
+                .enumerate()
+                .map(|(i, c)| format!("{i} : goto {c}"))
+                .collect();
+            Some(format!(
+                "numgen random mod {} vmap {{ {} }} comment \"{}: random endpoint\"",
+                many.len(),
+                arms.join(", "),
+                svc.name
+            ))
+        }
+    }
+}
+
+fn service_ip_element(svc: &ServicePlan) -> String {
+    format!(
+        "{} . {} . {} : goto {}",
+        svc.cluster_ip,
+        svc.protocol.name(),
+        svc.port,
+        service_chain(svc)
+    )
+}
+
+fn node_port_element(svc: &ServicePlan) -> Option<String> {
+    let port = svc.node_port?;
+    Some(format!(
+        "{} . {port} : goto {}",
+        svc.protocol.name(),
+        external_chain(svc)
+    ))
+}
+
+/// Writes one line.
+fn wl(w: &mut String, args: std::fmt::Arguments<'_>) {
+    w.write_fmt(args).unwrap();
+    w.push('\n');
+}
+
+fn map_block(w: &mut String, name: &str, ty: &str, comment: &str, elements: &[String]) {
+    wl(w, format_args!("\tmap {name} {{"));
+    wl(w, format_args!("\t\ttype {ty}"));
+    wl(w, format_args!("\t\tcomment \"{comment}\""));
+    if !elements.is_empty() {
+        wl(
+            w,
+            format_args!("\t\telements = {{ {} }}", elements.join(",\n\t\t\t     ")),
+        );
+    }
+    wl(w, format_args!("\t}}"));
+}
+
+fn base_chain(w: &mut String, name: &str, hook: &str, rules: &[&str]) {
+    wl(w, format_args!("\tchain {name} {{"));
+    wl(w, format_args!("\t\ttype nat hook {hook}; policy accept;"));
+    for rule in rules {
+        wl(w, format_args!("\t\t{rule}"));
+    }
+    wl(w, format_args!("\t}}"));
+}
+
+fn chain_block(w: &mut String, name: &str, rules: &[String]) {
+    wl(w, format_args!("\tchain {name} {{"));
+    for rule in rules {
+        wl(w, format_args!("\t\t{rule}"));
+    }
+    wl(w, format_args!("\t}}"));
+}
+
+/// `add chain` with its rules in a block: creates the chain if needed and
+/// appends the rules, without nft listing the table's chains first.
+fn add_chain(w: &mut String, name: &str, rules: &[String]) {
+    wl(w, format_args!("add chain ip {TABLE} {name} {{"));
+    for rule in rules {
+        wl(w, format_args!("\t{rule}"));
+    }
+    wl(w, format_args!("}}"));
+}
+
+/// Adds one element through `add map` (the map exists: only the element is
+/// new), which unlike `add element` needs no chain cache.
+fn add_elements(w: &mut String, map: &str, ty: &str, element: &str) {
+    wl(
+        w,
+        format_args!("add map ip {TABLE} {map} {{ type {ty}; elements = {{ {element} }}; }}"),
+    );
+}

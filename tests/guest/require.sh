@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# What each test environment must be able to run, as DPLAB_REQUIRE wants it
+# (comma-separated datapath and service proxy names, plus `ebpf` for dplab's
+# eBPF programs). A test or a `dplab run` cell that skips a required
+# capability fails: tests/common/skip.rs for the tests, check-results.py for
+# results.json. So CI notices a capability that disappears.
+#   tests/guest/require.sh host|6.1|6.12
+set -euo pipefail
+
+# This kind of machine (kernel 6.18): no ipvlan, dummy, netkit or IPVS.
+base=veth-routed,bridge,bridge-nf-off,macvlan,veth-ebpf,iptables,ebpf
+host=$base,nftables,socket-lb
+
+# Debian 6.12 (bookworm-security): everything the host has, plus the ipvlan
+# datapaths and IPVS as modules.
+# (nftables and socket-lb run there too, but only the host's tests cover
+# them.)
+guest_6_12=$base,ipvlan-l2,ipvlan-l3,ipvlan-ebpf,ipvs,netkit,netkit-ebpf
+
+# Debian 6.1 (bookworm): no TCX, so dplab's eBPF programs do not load.
+guest_6_1=veth-routed,bridge,bridge-nf-off,macvlan,ipvlan-l2,ipvlan-l3,iptables,ipvs
+# LEAD: with the netlink (cls_bpf) attach fallback merged, 6.1 runs them:
+# guest_6_1=$guest_6_1,veth-ebpf,ipvlan-ebpf,ebpf
+
+case ${1:-} in
+host) echo "$host" ;;
+6.12) echo "$guest_6_12" ;;
+6.1) echo "$guest_6_1" ;;
+*)
+	echo "usage: $0 host|6.1|6.12" >&2
+	exit 2
+	;;
+esac
