@@ -7,13 +7,14 @@
 //! parallel); a change is loaded with `--noflush` and rewrites only the
 //! chains it touches, as kube-proxy's partial sync.
 //!
-//! Costs measured at 10,000 services (kernel 6.18, iptables 1.8.9): a full
-//! load with `--noflush` takes iptables-nft about 100 s, because it lists
-//! every chain it is told about in a sorted linked list before fetching
-//! them one by one (quadratic in the chains); without `--noflush` it
-//! fetches the table once. `iptables-save -c` of such a table takes
-//! iptables-nft tens of seconds, so the proof counts DNATed connections in
-//! one rule of its own and lists only that chain.
+//! Costs measured at 10,000 services (kernel 6.18, iptables 1.8.9, see
+//! results/service-scale/README.md): a full load with `--noflush` takes
+//! iptables-nft minutes, because it lists every chain it is told about in
+//! a sorted linked list before fetching them one by one (quadratic in the
+//! chains); without `--noflush` it fetches the table once (3 s).
+//! `iptables-save -c` of such a table takes iptables-nft seconds, so the
+//! proof counts DNATed connections in one rule of its own and lists only
+//! that chain.
 
 use std::fmt::Write as _;
 

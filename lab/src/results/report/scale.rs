@@ -115,43 +115,89 @@ fn table(out: &mut String, metric: &ScaleMetric, counts: &[u32], lines: &[Series
     }
 }
 
-/// Points and cells that were not measured, or only in part, with the
-/// reason.
+/// Points and cells that were not measured, or only in part, grouped by
+/// reason: `- skipped: why: nftables at 1, 1,000 services; ...`.
 fn unmeasured(out: &mut String, r: &Results) {
     let Some(sweep) = &r.sweep else {
         return;
     };
-    let mut lines = Vec::new();
+    // (what happened, who: (lab, count) or a cell key)
+    let mut groups: Vec<(String, Vec<Who>)> = Vec::new();
+    let mut add = |what: String, who: String, n: Option<u32>| match groups
+        .iter_mut()
+        .find(|(w, _)| *w == what)
+    {
+        Some((_, list)) => list.push((who, n)),
+        None => groups.push((what, vec![(who, n)])),
+    };
+    let lab = |datapath: &str, proxy: &str| format!("{proxy} on {datapath}");
     for p in &sweep.points {
-        let at = format!(
-            "{} on {} at {} services",
-            p.service_proxy,
-            p.datapath,
-            services_label(p.services)
-        );
+        let who = lab(&p.datapath, &p.service_proxy);
         if p.status != CellStatus::Ok {
             let reason = p.reason.as_deref().unwrap_or("no reason recorded");
-            lines.push(format!("{at}: {}: {reason}", status_word(p.status)));
+            add(
+                format!("{}: {reason}", status_word(p.status)),
+                who.clone(),
+                Some(p.services),
+            );
         }
         for note in &p.notes {
-            lines.push(format!("{at}: {note}"));
+            add(note.clone(), who.clone(), Some(p.services));
         }
     }
+    // Cells whose point says it all already are left out.
+    let point_ok = |c: &crate::results::Cell| {
+        sweep.points.iter().any(|p| {
+            Some(p.services) == c.services
+                && p.datapath == c.datapath
+                && Some(&p.service_proxy) == c.service_proxy.as_ref()
+                && p.status == CellStatus::Ok
+        })
+    };
     for c in r.cells.iter().filter(|c| c.status != CellStatus::Ok) {
+        if c.service_proxy.is_some() && !point_ok(c) {
+            continue;
+        }
         let reason = c.reason.as_deref().unwrap_or("no reason recorded");
-        lines.push(format!(
-            "`{}`: {}: {reason}",
-            c.key(),
-            status_word(c.status)
-        ));
+        add(
+            format!("{}: {reason}", status_word(c.status)),
+            format!("`{}`", c.key()),
+            None,
+        );
     }
-    if lines.is_empty() {
+    if groups.is_empty() {
         return;
     }
     out.push_str("\n### Points not measured in full\n\n");
-    for l in lines {
-        let _ = writeln!(out, "- {}", escape(&l));
+    for (what, who) in groups {
+        let _ = writeln!(out, "- {}: {}", escape(&what), escape(&who_list(&who)));
     }
+}
+
+/// A lab and the service count of a point, or a cell's key and None.
+type Who = (String, Option<u32>);
+
+/// `nftables on veth-routed at 1, 1,000 services; `key``.
+fn who_list(who: &[Who]) -> String {
+    let mut parts: Vec<(String, Vec<u32>)> = Vec::new();
+    for (name, n) in who {
+        match parts.iter_mut().find(|(p, _)| p == name) {
+            Some((_, counts)) => counts.extend(n),
+            None => parts.push((name.clone(), n.iter().copied().collect())),
+        }
+    }
+    parts
+        .into_iter()
+        .map(|(name, counts)| match counts.as_slice() {
+            [] => name,
+            [1] => format!("{name} at 1 service"),
+            _ => {
+                let labels: Vec<String> = counts.iter().map(|&n| services_label(n)).collect();
+                format!("{name} at {} services", labels.join(", "))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 #[cfg(test)]
@@ -165,5 +211,19 @@ mod tests {
         assert_eq!(services_label(30000), "30,000");
         assert_eq!(services_label(1234567), "1,234,567");
         assert_eq!(chart_file("program_ms"), "scale-program-ms.svg");
+    }
+
+    #[test]
+    fn the_unmeasured_are_grouped_per_lab() {
+        let who = [
+            ("ipvs on veth-routed".to_string(), Some(1)),
+            ("ipvs on veth-routed".to_string(), Some(1000)),
+            ("nftables on veth-routed".to_string(), Some(1)),
+            ("`a@1`".to_string(), None),
+        ];
+        assert_eq!(
+            who_list(&who),
+            "ipvs on veth-routed at 1, 1,000 services; nftables on veth-routed at 1 service; `a@1`"
+        );
     }
 }
