@@ -82,6 +82,8 @@ fn everything_set() -> Results {
             proof: BTreeMap::from([("iptables_dnat_packets".to_string(), 1)]),
             conditions: Some(seen),
             bpf_attach: Some("tcx".into()),
+            services: Some(1000),
+            endpoints: Some(1000),
         }],
         conditions: Some(Conditions {
             thresholds: Thresholds::for_cpus(2),
@@ -90,6 +92,7 @@ fn everything_set() -> Results {
             warnings: vec!["a warning".into()],
         }),
         benchmarks: BTreeMap::from([("setup_ms.veth-routed".to_string(), 1.0)]),
+        sweep: None,
     }
 }
 

@@ -8,15 +8,14 @@
 set -euo pipefail
 
 # This kind of machine (kernel 6.18): no ipvlan, dummy, netkit or IPVS.
-host=veth-routed,bridge,bridge-nf-off,macvlan,veth-ebpf,iptables,ebpf
-# LEAD: once the nftables and socket-lb proxies are merged, require them too:
-# host=$host,nftables,socket-lb
+base=veth-routed,bridge,bridge-nf-off,macvlan,veth-ebpf,iptables,ebpf
+host=$base,nftables,socket-lb
 
 # Debian 6.12 (bookworm-security): everything the host has, plus the ipvlan
 # datapaths and IPVS as modules.
-guest_6_12=$host,ipvlan-l2,ipvlan-l3,ipvlan-ebpf,ipvs
-# LEAD: once the netkit datapaths are merged, require them too:
-# guest_6_12=$guest_6_12,netkit,netkit-ebpf
+# (nftables and socket-lb run there too, but only the host's tests cover
+# them.)
+guest_6_12=$base,ipvlan-l2,ipvlan-l3,ipvlan-ebpf,ipvs,netkit,netkit-ebpf
 
 # Debian 6.1 (bookworm): no TCX, so dplab's eBPF programs do not load.
 guest_6_1=veth-routed,bridge,bridge-nf-off,macvlan,ipvlan-l2,ipvlan-l3,iptables,ipvs

@@ -6,13 +6,12 @@
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
-use aya::Ebpf;
-
 use super::attach::Attachments;
-use super::loader::{classifier, classifier_mut, load_object, load_program, LbProgram};
+use super::loader::LbProgram;
 use super::maps::{Endpoint, LbMaps, NodeConfig, NodeScope, Proto, ServiceKey, ServiceSpec};
 use super::netkit_link::NetkitHook;
-use super::{objects, pins, unavailable_reason, Counters, EbpfError, Result, TcAttachMode};
+use super::programs::Programs;
+use super::{pins, unavailable_reason, Counters, EbpfError, Result, TcAttachMode};
 
 /// The load balancer of one node: maps pinned under
 /// /sys/fs/bpf/dplab/<run-id>/nodes/<node>/ (or the run's folder itself),
@@ -23,23 +22,27 @@ use super::{objects, pins, unavailable_reason, Counters, EbpfError, Result, TcAt
 /// [`remove_pins`]: super::remove_pins
 pub struct ServiceLb {
     run_id: String,
-    veth: Ebpf,
-    pod: Ebpf,
-    netdev: Ebpf,
+    programs: Programs,
     maps: LbMaps,
     attachments: Attachments,
 }
 
 impl ServiceLb {
     /// Creates the run's maps and pins them in the run's folder, or reuses
-    /// the pins a previous load of the same run left; loads all programs.
-    /// Mounts bpffs at /sys/fs/bpf first if nothing is mounted there.
+    /// the pins a previous load of the same run left; loads (verifies) all
+    /// programs. Mounts bpffs at /sys/fs/bpf first if nothing is mounted
+    /// there.
     pub fn load(run_id: &str) -> Result<Self> {
-        Self::load_scoped(run_id, pins::pin_dir(run_id)?)
+        let mut lb = Self::load_scoped(run_id, pins::pin_dir(run_id)?)?;
+        for program in LbProgram::ALL {
+            lb.programs.loaded(program)?;
+        }
+        Ok(lb)
     }
 
-    /// The same for node `node` of run `run_id`: its own maps, as each node
-    /// of a cluster has its own.
+    /// The same for node `node` of run `run_id`, on its own maps as each
+    /// node of a cluster has its own; a program is loaded when first
+    /// attached (a lab attaches a few of the five).
     pub fn load_node(run_id: &str, node: &str) -> Result<Self> {
         Self::load_scoped(run_id, pins::node_pin_dir(run_id, node)?)
     }
@@ -48,16 +51,9 @@ impl ServiceLb {
         if let Some(reason) = unavailable_reason() {
             return Err(EbpfError::Unavailable(reason));
         }
-        let (Some(veth_obj), Some(pod_obj), Some(netdev_obj)) =
-            (objects::veth(), objects::pod(), objects::netdev())
-        else {
-            return Err(EbpfError::Unavailable(
-                "eBPF objects were not compiled into this build".into(),
-            ));
-        };
         pins::ensure_bpffs()?;
         let fresh = !pins::pin_dir(run_id)?.exists();
-        let loaded = Self::load_into(run_id, [veth_obj, pod_obj, netdev_obj], &maps_dir);
+        let loaded = Self::load_into(run_id, &maps_dir);
         if loaded.is_err() && fresh {
             // Do not leave half-created pins behind (the error says why).
             let _ = pins::remove_pins(run_id);
@@ -65,27 +61,15 @@ impl ServiceLb {
         loaded
     }
 
-    fn load_into(run_id: &str, objects: [&[u8]; 3], maps_dir: &Path) -> Result<Self> {
+    fn load_into(run_id: &str, maps_dir: &Path) -> Result<Self> {
         pins::create_dir(maps_dir)?;
         pins::create_dir(&pins::links_dir(run_id)?)?;
-
-        let [veth_obj, pod_obj, netdev_obj] = objects;
-        let mut veth = load_object("tc_veth_lb.o", veth_obj, maps_dir)?;
-        let mut pod = load_object("tc_pod_lb.o", pod_obj, maps_dir)?;
-        let mut netdev = load_object("tc_netdev_lb.o", netdev_obj, maps_dir)?;
-        load_program(&mut veth, LbProgram::VethIngress)?;
-        load_program(&mut pod, LbProgram::PodEgress)?;
-        load_program(&mut pod, LbProgram::PodIngress)?;
-        load_program(&mut netdev, LbProgram::NetdevIngress)?;
-        load_program(&mut netdev, LbProgram::NetdevEgress)?;
-
-        let maps = LbMaps::take(&mut veth)?;
+        let mut programs = Programs::new(maps_dir)?;
+        let maps = LbMaps::take(programs.maps_object()?)?;
         let attachments = Attachments::recover(run_id)?;
         Ok(ServiceLb {
             run_id: run_id.to_string(),
-            veth,
-            pod,
-            netdev,
+            programs,
             maps,
             attachments,
         })
@@ -154,7 +138,7 @@ impl ServiceLb {
     /// ingress). netkit's verdicts are tc's: pass, drop, redirect.
     pub fn attach_netkit_peer(&mut self, netns: &str, primary: &str) -> Result<()> {
         let program = LbProgram::VethIngress;
-        let classifier = classifier(&self.veth, program)?;
+        let classifier = self.programs.loaded(program)?;
         self.attachments
             .attach_netkit(classifier, program, netns, primary, NetkitHook::Peer)
     }
@@ -173,12 +157,7 @@ impl ServiceLb {
         ifname: &str,
         direction: &'static str,
     ) -> Result<()> {
-        let object = match program {
-            LbProgram::VethIngress => &mut self.veth,
-            LbProgram::PodEgress | LbProgram::PodIngress => &mut self.pod,
-            LbProgram::NetdevIngress | LbProgram::NetdevEgress => &mut self.netdev,
-        };
-        let classifier = classifier_mut(object, program)?;
+        let classifier = self.programs.loaded(program)?;
         self.attachments
             .attach_tc(classifier, program, ns, ifname, direction)
     }
@@ -240,8 +219,8 @@ impl ServiceLb {
     pub fn program_ids(&self) -> Result<Vec<u32>> {
         LbProgram::ALL
             .into_iter()
-            .map(|p| {
-                let prog = classifier(self.object(p), p)?;
+            .filter_map(|p| self.programs.get(p).map(|prog| (p, prog)))
+            .map(|(p, prog)| {
                 prog.info()
                     .map(|i| i.id())
                     .map_err(|source| EbpfError::Program {
@@ -253,12 +232,18 @@ impl ServiceLb {
             .collect()
     }
 
-    pub(super) fn object(&self, program: LbProgram) -> &Ebpf {
-        match program {
-            LbProgram::VethIngress => &self.veth,
-            LbProgram::PodEgress | LbProgram::PodIngress => &self.pod,
-            LbProgram::NetdevIngress | LbProgram::NetdevEgress => &self.netdev,
-        }
+    /// `program` if it is loaded.
+    pub(super) fn program(
+        &self,
+        program: LbProgram,
+    ) -> Result<&aya::programs::tc::SchedClassifier> {
+        self.programs
+            .get(program)
+            .ok_or_else(|| EbpfError::Program {
+                program: program.name(),
+                op: "use (not loaded in this load balancer)",
+                source: Box::new(aya::programs::ProgramError::NotLoaded),
+            })
     }
 }
 

@@ -67,6 +67,14 @@ pub(super) fn load_program(object: &mut Ebpf, program: LbProgram) -> Result<()> 
         })
 }
 
+/// Loads `program` unless it is loaded already.
+pub(super) fn ensure_loaded(object: &mut Ebpf, program: LbProgram) -> Result<()> {
+    if classifier(object, program)?.fd().is_ok() {
+        return Ok(());
+    }
+    load_program(object, program)
+}
+
 pub(super) fn classifier(object: &Ebpf, program: LbProgram) -> Result<&SchedClassifier> {
     let prog = object
         .program(program.name())

@@ -23,6 +23,7 @@ mod loader;
 pub mod maps;
 mod netkit_link;
 mod pins;
+mod programs;
 mod tc_mode;
 mod tc_netlink;
 mod test_run;

@@ -3,7 +3,7 @@
 
 use aya::{TestRun, TestRunOptions};
 
-use super::loader::{classifier, LbProgram};
+use super::loader::LbProgram;
 use super::{EbpfError, Result, ServiceLb};
 
 /// Result of one BPF_PROG_TEST_RUN.
@@ -19,7 +19,7 @@ impl ServiceLb {
     /// Runs `program` once on `frame` with BPF_PROG_TEST_RUN (no device: a
     /// redirect shows only as the verdict). Maps are the run's real maps.
     pub fn test_run(&self, program: LbProgram, frame: &[u8]) -> Result<TestRunOutcome> {
-        let prog = classifier(self.object(program), program)?;
+        let prog = self.program(program)?;
         let mut out = vec![0u8; frame.len() + 256];
         let result = prog
             .test_run(TestRunOptions {
