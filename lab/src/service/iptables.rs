@@ -115,8 +115,7 @@ fn on_every_node(lab: &LabNet<'_>, load: impl Fn(usize) -> Result<()> + Sync) ->
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().expect("restore thread panicked"))
-            .collect()
+            .try_for_each(|h| h.join().expect("restore thread panicked"))
     })
 }
 
