@@ -50,11 +50,7 @@ fn test_cell(run: &str, to: &str) -> serde_json::Value {
 
 fn attach_lifecycle(mode: &str) {
     let test = format!("veth-ebpf with DPLAB_TC_ATTACH={mode}");
-    if !privileged(&test) {
-        return;
-    }
-    if let Some(reason) = dplab::ebpf::unavailable_reason() {
-        eprintln!("SKIPPED {test}: {reason}");
+    if !common::skip::ebpf(&test) {
         return;
     }
     let before = root_snapshot();
@@ -69,7 +65,11 @@ fn attach_lifecycle(mode: &str) {
         let old = aya::util::KernelVersion::current()
             .is_ok_and(|v| v < aya::util::KernelVersion::new(6, 6, 0));
         if mode == "tcx" && old {
-            eprintln!("SKIPPED {test}: kernel older than 6.6 has no TCX ({stderr})");
+            skip(
+                &test,
+                &["tcx"],
+                &format!("kernel older than 6.6 has no TCX ({stderr})"),
+            );
             assert_eq!(root_snapshot(), before);
             return;
         }

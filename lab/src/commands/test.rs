@@ -103,7 +103,7 @@ pub async fn run(run: &str, flags: TestFlags) -> Result<u8, Failure> {
         metrics,
         proof,
         conditions: None,
-        bpf_attach: proxy.bpf_attach(),
+        bpf_attach: crate::ebpf::recorded_attach_kinds(lab.run.as_str()),
     };
     print_cell(&cell, flags.json);
     Ok(if cell.status == CellStatus::Ok {

@@ -48,12 +48,14 @@ impl Attachment {
     }
 }
 
+/// A clsact qdisc made for the run: (netns, ifname).
+type Qdisc = (String, String);
+
 /// The attachments of one run, and how its tc programs attach.
 pub(super) struct Attachments {
     run_id: String,
     links: Vec<Attachment>,
-    /// clsact qdiscs made for this run: (netns, ifname).
-    qdiscs: Vec<(String, String)>,
+    qdiscs: Vec<Qdisc>,
     /// The run's journal, when the run has one (labs and probes do; tests
     /// of the programs alone do not).
     journal: Option<Ledger>,
@@ -68,45 +70,9 @@ impl Attachments {
     /// Picks up what an earlier process of this run attached: link pins,
     /// and the qdiscs and filters its journal names.
     pub(super) fn recover(run_id: &str) -> Result<Self> {
-        let mut links = Vec::new();
-        for entry in std::fs::read_dir(pins::links_dir(run_id)?)
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let path = entry.path();
-            if let Some((netns, ifname, direction)) = parse_link_pin_name(&path) {
-                links.push(Attachment {
-                    netns,
-                    ifname,
-                    direction,
-                    hook: Hook::Pinned(path),
-                });
-            }
-        }
-        let mut qdiscs = Vec::new();
-        let run = RunId::parse(run_id).filter(|r| r.state_dir().join("journal.jsonl").exists());
-        let journal = match &run {
-            Some(run) => {
-                for entry in ledger::read_journal(run).unwrap_or_default() {
-                    match entry {
-                        Entry::TcQdisc { netns, ifname } => qdiscs.push((netns, ifname)),
-                        Entry::TcFilter {
-                            netns,
-                            ifname,
-                            direction,
-                            ..
-                        } => links.push(Attachment {
-                            netns,
-                            ifname,
-                            direction: tc_direction(&direction),
-                            hook: Hook::ClsBpf,
-                        }),
-                        _ => {}
-                    }
-                }
-                Some(Ledger::open(run).map_err(|e| EbpfError::Journal(e.to_string()))?)
-            }
+        let (links, qdiscs) = recorded(run_id)?;
+        let journal = match journaled_run(run_id) {
+            Some(run) => Some(Ledger::open(&run).map_err(|e| EbpfError::Journal(e.to_string()))?),
             None => None,
         };
         let recovered_mode = links.iter().find_map(|a| match a.kind() {
@@ -359,6 +325,62 @@ impl Attachments {
             None => Ok(()),
         }
     }
+}
+
+/// The run's id when it has a journal (labs and probes; not the tests of
+/// the programs alone).
+fn journaled_run(run_id: &str) -> Option<RunId> {
+    RunId::parse(run_id).filter(|r| r.state_dir().join("journal.jsonl").exists())
+}
+
+/// What run `run_id` has attached, as its link pins and its journal
+/// record it: the attachments and the clsact qdiscs.
+fn recorded(run_id: &str) -> Result<(Vec<Attachment>, Vec<Qdisc>)> {
+    let mut links = Vec::new();
+    for entry in std::fs::read_dir(pins::links_dir(run_id)?)
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let path = entry.path();
+        if let Some((netns, ifname, direction)) = parse_link_pin_name(&path) {
+            links.push(Attachment {
+                netns,
+                ifname,
+                direction,
+                hook: Hook::Pinned(path),
+            });
+        }
+    }
+    let mut qdiscs = Vec::new();
+    if let Some(run) = journaled_run(run_id) {
+        for entry in ledger::read_journal(&run).unwrap_or_default() {
+            match entry {
+                Entry::TcQdisc { netns, ifname } => qdiscs.push((netns, ifname)),
+                Entry::TcFilter {
+                    netns,
+                    ifname,
+                    direction,
+                    ..
+                } => links.push(Attachment {
+                    netns,
+                    ifname,
+                    direction: tc_direction(&direction),
+                    hook: Hook::ClsBpf,
+                }),
+                _ => {}
+            }
+        }
+    }
+    Ok((links, qdiscs))
+}
+
+/// How the programs of a running lab are attached (`tcx`, `netlink`,
+/// `netkit`, `+`-joined), from its link pins and journal, without loading
+/// anything; None when it has no eBPF programs.
+pub fn recorded_attach_kinds(run_id: &str) -> Option<String> {
+    let (links, _) = recorded(run_id).ok()?;
+    super::join_attach_kinds(links.iter().map(|a| a.kind().to_string()))
 }
 
 fn tc_direction(direction: &str) -> &'static str {

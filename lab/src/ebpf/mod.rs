@@ -28,6 +28,7 @@ mod tc_mode;
 mod tc_netlink;
 mod test_run;
 
+pub use attach::recorded_attach_kinds;
 pub use counters::{pinned_counters, Counters};
 pub use iface::ifindex_and_mac;
 pub use lb::ServiceLb;
