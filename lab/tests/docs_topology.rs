@@ -38,7 +38,12 @@ target_port = 8080
 protocol = "tcp"
 backends = ["pod-a"]
 
+[sweep]
+services = [1, 10]
+endpoints_per_service = 1
+
 [matrix]
+service_proxies = ["iptables"]
 datapaths = ["veth-routed"]
 targets = ["pod-ip", "cluster-ip"]
 workloads = ["tcp-stream"]
@@ -79,6 +84,7 @@ node = "node-b"
 name = "web"
 cluster_ip = "10.96.0.80"
 port = 80
+node_port = 30080
 backends = ["pod-b1"]
 
 [matrix]
@@ -90,6 +96,12 @@ workloads = ["ping"]
 client = "pod-a1"
 server = "pod-b1"
 target = "cluster-ip"
+
+[[matrix.paths]]
+client = "pod-a1"
+server = "pod-b1"
+target = "node-port"
+via = "node-b"
 "#;
 
 /// Keys by table: "" (top level), "nodes", "matrix.paths", ...
