@@ -13,6 +13,11 @@ pub const PREFIX: &str = "dl";
 /// node or pod may take it.
 pub const UNDERLAY_NS: &str = "underlay";
 
+/// Names (after the run prefix) of a node's devices towards the other
+/// nodes: its underlay link, and its VXLAN device on vxlan labs.
+pub const UNDERLAY_LINK: &str = "ul";
+pub const VXLAN_LINK: &str = "vx";
+
 /// Where run journals live.
 pub const STATE_DIR: &str = "/run/dplab";
 

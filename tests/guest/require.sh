@@ -12,15 +12,12 @@ base=veth-routed,bridge,bridge-nf-off,macvlan,veth-ebpf,iptables,ebpf
 host=$base,nftables,socket-lb
 
 # Debian 6.12 (bookworm-security): everything the host has, plus the ipvlan
-# datapaths and IPVS as modules.
-# (nftables and socket-lb run there too, but only the host's tests cover
-# them.)
-guest_6_12=$base,ipvlan-l2,ipvlan-l3,ipvlan-ebpf,ipvs,netkit,netkit-ebpf
+# and netkit datapaths, and IPVS and dummy links as modules.
+guest_6_12=$host,ipvlan-l2,ipvlan-l3,ipvlan-ebpf,ipvs,netkit,netkit-ebpf
 
-# Debian 6.1 (bookworm): no TCX, so dplab's eBPF programs do not load.
-guest_6_1=veth-routed,bridge,bridge-nf-off,macvlan,ipvlan-l2,ipvlan-l3,iptables,ipvs
-# LEAD: with the netlink (cls_bpf) attach fallback merged, 6.1 runs them:
-# guest_6_1=$guest_6_1,veth-ebpf,ipvlan-ebpf,ebpf
+# Debian 6.1 (bookworm): no TCX and no netkit; the eBPF programs attach by
+# netlink (clsact qdisc + cls_bpf filter), so the eBPF datapaths run.
+guest_6_1=$host,ipvlan-l2,ipvlan-l3,ipvlan-ebpf,ipvs
 
 case ${1:-} in
 host) echo "$host" ;;

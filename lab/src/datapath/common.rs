@@ -39,9 +39,23 @@ impl<'a> LabNet<'a> {
             .chain(
                 plan.underlay
                     .iter()
-                    .map(|_| run.netns(crate::overlay::UNDERLAY_NS)),
+                    .map(|_| run.netns(crate::names::UNDERLAY_NS)),
             )
             .collect()
+    }
+
+    /// A node's devices towards the other nodes (the same names in every
+    /// node): the underlay link, and the VXLAN device on vxlan labs. None on
+    /// a single node.
+    pub fn edge_links(&self) -> Vec<String> {
+        if self.plan.underlay.is_none() {
+            return Vec::new();
+        }
+        let mut links = vec![self.run.link(crate::names::UNDERLAY_LINK)];
+        if self.overlay == Some(crate::kinds::Overlay::Vxlan) {
+            links.push(self.run.link(crate::names::VXLAN_LINK));
+        }
+        links
     }
 
     /// Opens a netlink connection in every node and pod namespace (which must

@@ -34,7 +34,7 @@ pub fn install(lab: &LabNet<'_>, datapath: Datapath) -> Result<Option<String>> {
     lab.ledger.record(&Entry::BpfPins {
         path: lab.run.bpffs_dir(),
     })?;
-    let edges = crate::overlay::edge_links(lab);
+    let edges = lab.edge_links();
     let mut kinds = Vec::new();
     for node in 0..lab.plan.nodes.len() {
         let mut lb = load_node(lab, datapath, node)?;

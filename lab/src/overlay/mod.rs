@@ -30,20 +30,6 @@ pub fn pod_mtu(lab: &LabNet<'_>, overlay: Option<Overlay>) -> Option<u32> {
     })
 }
 
-/// A node's devices towards the other nodes (the same names in every node):
-/// the underlay link, and the VXLAN device on vxlan labs. None on a single
-/// node.
-pub fn edge_links(lab: &LabNet<'_>) -> Vec<String> {
-    if lab.plan.underlay.is_none() {
-        return Vec::new();
-    }
-    let mut links = vec![underlay_link(lab)];
-    if lab.overlay == Some(Overlay::Vxlan) {
-        links.push(vxlan::device(lab));
-    }
-    links
-}
-
 /// Joins the nodes (after the datapath wired each of them).
 pub async fn wire(lab: &LabNet<'_>, overlay: Overlay) -> Result<()> {
     underlay::wire(lab).await?;
@@ -66,7 +52,9 @@ pub fn add_vxlan_proof(
     }
     let (mut rx, mut tx) = (0, 0);
     for node in &plan.nodes {
-        if let Some((r, t)) = link_packets(&run.netns(&node.name), &run.link("vx"))? {
+        if let Some((r, t)) =
+            link_packets(&run.netns(&node.name), &run.link(crate::names::VXLAN_LINK))?
+        {
             rx += r;
             tx += t;
         }

@@ -8,7 +8,7 @@ pub use crate::names::UNDERLAY_NS;
 
 /// The node end of a node's underlay link: `dl3f9a-ul`.
 pub fn underlay_link(lab: &LabNet<'_>) -> String {
-    lab.run.link("ul")
+    lab.run.link(crate::names::UNDERLAY_LINK)
 }
 
 pub async fn wire(lab: &LabNet<'_>) -> Result<()> {

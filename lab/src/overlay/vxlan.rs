@@ -14,7 +14,7 @@ const VNI: u32 = 1;
 const PORT: u16 = 8472;
 
 pub fn device(lab: &LabNet<'_>) -> String {
-    lab.run.link("vx")
+    lab.run.link(crate::names::VXLAN_LINK)
 }
 
 pub async fn wire(lab: &LabNet<'_>) -> Result<()> {

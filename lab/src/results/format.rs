@@ -123,6 +123,19 @@ pub fn format_ratio_pair(ratio: Option<(f64, bool)>) -> String {
     }
 }
 
+/// `1,000`: counts with thousands separated.
+pub fn services_label(n: u32) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -122,7 +122,7 @@ impl ServiceProxy for EbpfProxy {
             path: lab.run.bpffs_dir(),
         })?;
         let specs = service_specs(lab.plan);
-        let edges = crate::overlay::edge_links(lab);
+        let edges = lab.edge_links();
         let mut program_ms = 0.0;
         for node in 0..lab.plan.nodes.len() {
             // Load and program time: what a service change costs from cold.

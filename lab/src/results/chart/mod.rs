@@ -6,7 +6,7 @@ mod bars;
 mod canvas;
 mod latency;
 mod palette;
-mod scale;
+pub(crate) mod scale;
 mod throughput;
 
 use super::Results;

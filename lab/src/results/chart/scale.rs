@@ -15,9 +15,19 @@ use super::canvas::{
 };
 use super::palette::proxy_colours;
 use super::{Chart, ChartError};
-use crate::results::report::scale::{chart_file, services_label};
+use crate::results::format::services_label;
 use crate::results::sweep::{scale_metrics, series, ScaleMetric, Series, CHARTED};
 use crate::results::Results;
+
+/// File name of the chart of `metric`.
+pub fn chart_file(metric: &str) -> String {
+    format!("scale-{}.svg", metric.replace('_', "-"))
+}
+
+/// Whether a chart file belongs to the Scale section.
+pub fn is_scale_chart(file: &str) -> bool {
+    file.starts_with("scale-")
+}
 
 const HEIGHT: u32 = 440;
 /// A y axis spanning more than this ratio is drawn on a log scale.

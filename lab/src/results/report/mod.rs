@@ -62,7 +62,7 @@ pub fn render_markdown(all: &Results, charts: &[(String, String)]) -> String {
     scale::scale_section(&mut out, all, charts);
     let charts: Vec<_> = charts
         .iter()
-        .filter(|(_, f)| !scale::is_scale_chart(f))
+        .filter(|(_, f)| !crate::results::chart::scale::is_scale_chart(f))
         .collect();
     if !charts.is_empty() {
         out.push_str("\n## Charts\n\n");

@@ -6,32 +6,10 @@
 use std::fmt::Write as _;
 
 use super::scale_reading::reading_line;
-use crate::results::format::{escape, format_metric, interval, status_word};
+use crate::results::chart::scale::chart_file;
+use crate::results::format::{escape, format_metric, interval, services_label, status_word};
 use crate::results::sweep::{scale_metrics, series, ScaleMetric, Series};
 use crate::results::{CellStatus, Metric, Results};
-
-/// File name of the chart of `metric`.
-pub fn chart_file(metric: &str) -> String {
-    format!("scale-{}.svg", metric.replace('_', "-"))
-}
-
-/// Whether a chart file belongs to the Scale section.
-pub fn is_scale_chart(file: &str) -> bool {
-    file.starts_with("scale-")
-}
-
-/// `1,000`: counts with thousands separated.
-pub fn services_label(n: u32) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
 
 /// Writes the section; `charts` are the (title, file) of every chart.
 pub(super) fn scale_section(out: &mut String, r: &Results, charts: &[(String, String)]) {
@@ -211,6 +189,9 @@ mod tests {
         assert_eq!(services_label(30000), "30,000");
         assert_eq!(services_label(1234567), "1,234,567");
         assert_eq!(chart_file("program_ms"), "scale-program-ms.svg");
+        assert!(crate::results::chart::scale::is_scale_chart(
+            "scale-program-ms.svg"
+        ));
     }
 
     #[test]

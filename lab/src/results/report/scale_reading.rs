@@ -2,7 +2,7 @@
 //! median changed from its smallest to its largest point, and between which
 //! points two proxies' lines cross. Derived from the numbers only.
 
-use super::scale::services_label;
+use crate::results::format::services_label;
 use crate::results::format::{format_number, median_ratio, with_interval};
 use crate::results::sweep::{ScaleMetric, Series};
 use crate::results::Metric;
