@@ -11,7 +11,7 @@
 #   3. the ipvs proxy tests (veth-routed and ipvlan-l2, cluster IP and node
 #      port), which need IPVS and dummy links;
 #   4. the short capability matrix (kernel-table.sh --quick) on this host,
-#      6.12 and 6.1: no cell may fail, no required capability may skip.
+#      6.12, 6.1 and 5.10: no cell may fail, no required capability may skip.
 # Inside a guest DPLAB_REQUIRE is that kernel's list (require.sh), so a test
 # that skips a capability the kernel must have fails.
 # Functional checks only: speeds under emulation mean nothing.
@@ -86,7 +86,7 @@ ipvs_tests() {
 
 # 4. What each kernel can run, checked against tests/guest/require.sh.
 kernel_table_quick() {
-    tests/guest/kernel-table.sh --quick --kernels host,6.12,6.1
+    tests/guest/kernel-table.sh --quick --kernels host,6.12,6.1,5.10
 }
 
 ipvs_tests

@@ -111,18 +111,35 @@ IP (1 s tcp-stream), one repetition. Made by `tests/guest/kernel-table.sh`
 (topology `topologies/kernel-table.toml`); each column's `results.json` is
 in the folder of its name. The guest kernels are Debian's, booted with
 virtme-ng under emulation (TCG): this table says what works, never how
-fast, so it shows no speeds. Debian 12's sources hold the 6.1 and 6.12
-series only (no 5.10 package).
+fast, so it shows no speeds. 6.1 and 6.12 are Debian 12's kernels, 5.10
+Debian 11's. "eBPF attach" says how the tc programs
+were attached there (`tcx` links on 6.6+, else `netlink`: a clsact qdisc
+and cls_bpf filters) and `netkit` where netkit-ebpf used netkit's own
+attach points.
 
 """
 
 
+def attach_modes(r):
+    """How the run attached its tc programs (settings), and netkit's own
+    attach points where netkit-ebpf ran: what `dplab probe` chose by trying."""
+    modes = []
+    tc = (r.get("settings") or {}).get("tc_attach")
+    if tc:
+        modes.append(tc)
+    for c in r["cells"]:
+        mode = c.get("bpf_attach")
+        if c["status"] == "ok" and mode and mode not in modes:
+            modes.append(mode)
+    return ", ".join(modes) or "–"
+
+
 def header(columns):
     rows = "".join(
-        f'| {label} | {r["host"]["kernel"]} | {r["host"].get("cpu_model", "")} | {r["started_at"]} |\n'
+        f'| {label} | {r["host"]["kernel"]} | {r["host"].get("cpu_model", "")} | {attach_modes(r)} | {r["started_at"]} |\n'
         for label, r in columns
     )
-    return "| column | kernel | CPU | run at |\n|---|---|---|---|\n" + rows + "\n"
+    return "| column | kernel | CPU | eBPF attach | run at |\n|---|---|---|---|---|\n" + rows + "\n"
 
 
 def main():

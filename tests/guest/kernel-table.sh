@@ -4,10 +4,10 @@
 # topologies/kernel-table.toml) on this host and on Debian guest kernels
 # booted by run-in-guest.sh.
 #
-#   tests/guest/kernel-table.sh [--kernels host,6.12,6.1] [--out DIR]
+#   tests/guest/kernel-table.sh [--kernels host,6.12,6.1,5.10] [--out DIR]
 #       the whole matrix; writes DIR/<column>/results.json and DIR/README.md
 #       (the table; DIR defaults to results/kernels)
-#   tests/guest/kernel-table.sh --quick [--kernels host,6.12,6.1]
+#   tests/guest/kernel-table.sh --quick [--kernels host,6.12,6.1,5.10]
 #       CI's subset (tcp-stream only: each datapath with its natural proxy,
 #       and bridge with iptables and the non-natural proxies); writes
 #       nothing outside /tmp
@@ -83,7 +83,7 @@ one_kernel() {
 }
 
 main() {
-	local kernels=host,6.12,6.1 out=results/kernels mode=full
+	local kernels=host,6.12,6.1,5.10 out=results/kernels mode=full
 	while (($#)); do
 		case $1 in
 		--run-here)

@@ -4,7 +4,7 @@
 # eBPF programs). A test or a `dplab run` cell that skips a required
 # capability fails: tests/common/skip.rs for the tests, check-results.py for
 # results.json. So CI notices a capability that disappears.
-#   tests/guest/require.sh host|6.1|6.12
+#   tests/guest/require.sh host|5.10|6.1|6.12
 set -euo pipefail
 
 # This kind of machine (kernel 6.18): no ipvlan, dummy, netkit or IPVS.
@@ -19,12 +19,16 @@ guest_6_12=$host,ipvlan-l2,ipvlan-l3,ipvlan-ebpf,ipvs,netkit,netkit-ebpf
 # netlink (clsact qdisc + cls_bpf filter), so the eBPF datapaths run.
 guest_6_1=$host,ipvlan-l2,ipvlan-l3,ipvlan-ebpf,ipvs
 
+# Debian 11's 5.10 (bullseye): the same as 6.1 (no TCX, no netkit).
+guest_5_10=$guest_6_1
+
 case ${1:-} in
 host) echo "$host" ;;
 6.12) echo "$guest_6_12" ;;
 6.1) echo "$guest_6_1" ;;
+5.10) echo "$guest_5_10" ;;
 *)
-	echo "usage: $0 host|6.1|6.12" >&2
+	echo "usage: $0 host|5.10|6.1|6.12" >&2
 	exit 2
 	;;
 esac

@@ -65,7 +65,8 @@ Boots a Debian kernel with virtme-ng and runs CMD as root inside it, in the
 current directory; CMD's stdout, stderr and exit status are passed through.
 
 options:
-  --kernel VERSION   kernel series: 6.1 (default, newest 6.1.0-N) or 6.12, ...
+  --kernel VERSION   kernel series: 6.1 (default, newest 6.1.0-N), 6.12, or
+                     5.10 (from Debian 11's archive)
   --rwdir DIR        also share DIR read-write (repeatable; cwd and /tmp always are)
   --cpus N           guest CPUs (default 2 with KVM, 1 under TCG)
   --memory SIZE      guest memory (default 2G)
@@ -90,12 +91,15 @@ ensure_host_packages() {
 		"${missing[@]}"
 }
 
-# apt lists may be absent on a fresh machine; one update per script run is enough.
+# apt lists may be absent on a fresh machine; one update per script run is
+# enough (of the kernel series' own sources with `apt_update_once SERIES`).
 APT_UPDATED=0
 apt_update_once() {
 	((APT_UPDATED)) && return 0
+	local opts
+	mapfile -t opts < <(apt_opts_for "${1:-}")
 	log "apt-get update"
-	quietly apt-get update
+	quietly apt-get "${opts[@]}" update
 	APT_UPDATED=1
 }
 
@@ -108,24 +112,50 @@ ensure_vng() {
 	quietly "$VENV/bin/pip" install --disable-pip-version-check "virtme-ng==$VNG_VERSION"
 }
 
+# apt options for a kernel series: Debian 12's own sources, or for the 5.10
+# series Debian 11 (bullseye), read through a private list folder under the
+# cache so the machine's apt sources are never changed.
+readonly BULLSEYE_APT=$CACHE_ROOT/apt-bullseye
+apt_opts_for() {
+	[[ $1 == 5.10 ]] || return 0
+	echo "-oDir::Etc::SourceList=$BULLSEYE_APT/sources.list"
+	echo "-oDir::Etc::SourceParts=/dev/null"
+	echo "-oDir::State::Lists=$BULLSEYE_APT/lists"
+	echo "-oDir::Cache=$BULLSEYE_APT/cache"
+}
+
+# Writes the bullseye source list once (Debian 12's archive keyring also
+# holds Debian 11's keys).
+ensure_series_sources() {
+	[[ $1 == 5.10 ]] || return 0
+	[[ -e $BULLSEYE_APT/sources.list ]] && return 0
+	mkdir -p "$BULLSEYE_APT/lists/partial" "$BULLSEYE_APT/cache/archives/partial"
+	local key=/usr/share/keyrings/debian-archive-keyring.gpg
+	printf 'deb [signed-by=%s] http://deb.debian.org/%s main\n' \
+		"$key" "debian bullseye" "$key" "debian-security bullseye-security" \
+		>"$BULLSEYE_APT/sources.list"
+}
+
 # Prints the newest linux-image-VERSION*-amd64-unsigned package apt knows of,
 # e.g. linux-image-6.1.0-56-amd64-unsigned or linux-image-6.12.117+deb12-amd64-unsigned.
 # The pattern leaves out the -rt-, -cloud- and -dbg flavours.
 newest_kernel_package() {
-	local series_re=${1//./\\.}
-	apt-cache pkgnames linux-image- |
+	local series_re=${1//./\\.} opts
+	mapfile -t opts < <(apt_opts_for "$1")
+	apt-cache "${opts[@]}" pkgnames linux-image- |
 		grep -E "^linux-image-${series_re}\.[0-9]+(-[0-9]+|\+[a-z0-9]+)?-amd64-unsigned\$" |
 		sort -V | tail -n 1 || true
 }
 
 # Debian 12 has 6.1 in main and 6.12 in bookworm-security, both already in
-# its default sources. bookworm-backports has no kernel packages (checked
-# 2026-11), so no apt source is added.
+# its default sources (bookworm-backports has no kernel packages, checked
+# 2026-11); 5.10 comes from Debian 11 (see apt_opts_for).
 resolve_kernel_package() {
 	local series=$1 pkg
+	ensure_series_sources "$series"
 	pkg=$(newest_kernel_package "$series")
 	if [[ -z $pkg ]]; then
-		apt_update_once
+		apt_update_once "$series"
 		pkg=$(newest_kernel_package "$series")
 	fi
 	[[ -n $pkg ]] || die "no linux-image-$series*-amd64-unsigned package in apt's sources"
@@ -140,12 +170,13 @@ kernel_cached() { [[ -e $(kernel_dir "$1")/.complete ]]; }
 # modules beside boot/vmlinuz-* and links them as /lib/modules/$(uname -r) in
 # the guest: nothing under the host's /lib/modules is touched.
 fetch_kernel() {
-	local pkg=$1 dir tmp kver
+	local pkg=$1 series=$2 dir tmp kver opts
+	mapfile -t opts < <(apt_opts_for "$series")
 	dir=$(kernel_dir "$pkg")
 	log "fetching $pkg"
 	tmp=$(mktemp -d "$CACHE_ROOT/kernels/.tmp.XXXXXX")
 	# -o APT::Sandbox::User=root: _apt cannot write into this root-owned folder.
-	(cd "$tmp" && quietly apt-get download -o APT::Sandbox::User=root "$pkg")
+	(cd "$tmp" && quietly apt-get "${opts[@]}" download -o APT::Sandbox::User=root "$pkg")
 	dpkg-deb -x "$tmp"/*.deb "$tmp/root"
 	# depmod -b and virtme-ng look under lib/modules; some packages use usr/lib.
 	[[ -d $tmp/root/lib/modules ]] || ln -s usr/lib "$tmp/root/lib"
@@ -382,10 +413,10 @@ host_main() {
 	if ! kernel_cached "$pkg"; then
 		# A download is due anyway: refresh apt's lists first, since old lists
 		# may name a package the mirror has replaced by a newer one.
-		apt_update_once
+		apt_update_once "$KERNEL_SERIES"
 		pkg=$(resolve_kernel_package "$KERNEL_SERIES")
 		if ! kernel_cached "$pkg"; then
-			fetch_kernel "$pkg"
+			fetch_kernel "$pkg" "$KERNEL_SERIES"
 		fi
 		prune_other_kernels "$KERNEL_SERIES" "$pkg"
 	fi
