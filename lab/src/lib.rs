@@ -16,6 +16,7 @@ pub mod machine;
 pub mod names;
 pub mod netns;
 pub mod overlay;
+pub mod pid_stat;
 pub mod probe;
 pub mod proof;
 pub mod results;

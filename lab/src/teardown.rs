@@ -210,10 +210,7 @@ fn remove_dir(path: &std::path::Path) -> std::io::Result<bool> {
 /// Start time of a process in clock ticks since boot (field 22 of
 /// /proc/PID/stat), to tell our process from a later one with the same PID.
 pub fn process_start_time(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may contain spaces; fields resume after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    rest.split_whitespace().nth(19)?.parse().ok()
+    crate::pid_stat::PidStat::of_process(pid)?.start_time()
 }
 
 /// Ends process `pid` if it is still the one we started: SIGTERM, then

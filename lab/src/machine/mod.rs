@@ -10,6 +10,7 @@ pub use watch::Watch;
 
 use std::time::Instant;
 
+use crate::pid_stat::ticks_per_second;
 use crate::results::conditions::MachineState;
 
 /// Counters at one instant; CPU shares come from two of them.
@@ -65,14 +66,6 @@ impl CpuTicks {
 pub fn parse_loadavg(text: &str) -> Option<[f64; 3]> {
     let mut f = text.split_whitespace().map(|x| x.parse::<f64>().ok());
     Some([f.next()??, f.next()??, f.next()??])
-}
-
-fn ticks_per_second() -> f64 {
-    use nix::unistd::{sysconf, SysconfVar};
-    match sysconf(SysconfVar::CLK_TCK) {
-        Ok(Some(hz)) if hz > 0 => hz as f64,
-        _ => 100.0,
-    }
 }
 
 /// Other processes' CPU time between two readings, in CPUs.

@@ -1,10 +1,15 @@
 //! Statistics over the samples of a metric: median, mean, sample standard
 //! deviation, and a bootstrap 95% confidence interval of the median.
 
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
 use super::Metric;
 
 /// Resamplings used for the bootstrap interval.
 const BOOTSTRAP_ROUNDS: usize = 2000;
+/// Seed of the bootstrap resampling.
+const BOOTSTRAP_SEED: u64 = 0x9E37_79B9_7F4A_7C15;
 
 pub fn median(sorted: &[f64]) -> f64 {
     let n = sorted.len();
@@ -38,19 +43,14 @@ pub fn median_ci95(samples: &[f64]) -> (f64, f64) {
     if n == 1 {
         return (samples[0], samples[0]);
     }
-    // xorshift64*: deterministic and dependency free.
-    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
-    let mut next = || {
-        state ^= state >> 12;
-        state ^= state << 25;
-        state ^= state >> 27;
-        state.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    };
+    // A fixed seed: the same samples give the same interval on every run
+    // (rand is pinned by Cargo.lock, whose StdRng is ChaCha12).
+    let mut rng = StdRng::seed_from_u64(BOOTSTRAP_SEED);
     let mut medians = Vec::with_capacity(BOOTSTRAP_ROUNDS);
     let mut resample = vec![0.0; n];
     for _ in 0..BOOTSTRAP_ROUNDS {
         for slot in resample.iter_mut() {
-            *slot = samples[(next() % n as u64) as usize];
+            *slot = samples[rng.gen_range(0..n)];
         }
         resample.sort_by(f64::total_cmp);
         medians.push(median(&resample));
@@ -115,6 +115,15 @@ mod tests {
     fn single_sample_has_a_point_interval() {
         let m = Metric::from_samples(vec![5.0]);
         assert_eq!((m.ci95_low, m.ci95_high, m.stddev), (5.0, 5.0, 0.0));
+    }
+
+    #[test]
+    fn bootstrap_interval_is_the_same_on_every_call() {
+        let samples = [9.1, 10.4, 9.8, 10.9, 10.0, 9.5, 10.2];
+        let (low, high) = median_ci95(&samples);
+        assert_eq!(median_ci95(&samples), (low, high));
+        assert!(low < 10.0 && 10.0 < high, "({low}, {high})");
+        assert!(low >= 9.1 && high <= 10.9);
     }
 
     #[test]

@@ -1,7 +1,6 @@
 //! Pieces every built-in workload shares: the timeline (warm-up, measured
-//! interval), worker threads with a join deadline, sockets created inside a
-//! namespace, and the supervisor that takes CPU snapshots and reports
-//! progress.
+//! interval), worker threads with a join deadline and sockets created
+//! inside a namespace. The clock that runs them is in `generator`.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,8 +8,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::cpu::{CpuMeter, CpuUsage, TidSet};
-use super::{Endpoints, Params, Progress, Workload, WorkloadError};
+use super::cpu::TidSet;
+use super::{Endpoints, Params, Workload, WorkloadError};
 use crate::netns;
 
 /// Warm-up from `start` to `t0`, measured interval from `t0` to `t1`.
@@ -131,6 +130,35 @@ impl<T: Send + 'static> Workers<T> {
     }
 }
 
+/// The error of a server-side operation `op` of workload `w`.
+pub fn server_err_fn(
+    w: Workload,
+    e: &Endpoints,
+) -> impl Fn(&'static str, std::io::Error) -> WorkloadError + Send + 'static {
+    let (netns, port) = (e.server_netns.clone(), e.server_port);
+    move |op, source| WorkloadError::Server {
+        workload: w,
+        netns: netns.clone(),
+        port,
+        op,
+        source,
+    }
+}
+
+/// The error of a client or server operation `op` on the path to `target`;
+/// a socket timeout reads as a stall.
+pub fn transfer_err_fn(
+    w: Workload,
+    target: SocketAddr,
+) -> impl Fn(&'static str, std::io::Error) -> WorkloadError + Copy {
+    move |op, source| WorkloadError::Transfer {
+        workload: w,
+        target,
+        op,
+        source: stalled(source),
+    }
+}
+
 /// Binds a TCP listener on 0.0.0.0:port inside the server namespace; accept
 /// returns after `timeout` if no client comes.
 pub fn tcp_listener(
@@ -138,13 +166,7 @@ pub fn tcp_listener(
     e: &Endpoints,
     timeout: Duration,
 ) -> Result<TcpListener, WorkloadError> {
-    let server_err = |op, source| WorkloadError::Server {
-        workload: w,
-        netns: e.server_netns.clone(),
-        port: e.server_port,
-        op,
-        source,
-    };
+    let server_err = server_err_fn(w, e);
     let port = e.server_port;
     let listener = netns::run_in(&e.server_netns, move || {
         TcpListener::bind(SocketAddr::from(([0, 0, 0, 0], port)))
@@ -189,97 +211,28 @@ pub fn with_timeouts(stream: TcpStream, timeout: Duration) -> std::io::Result<Tc
     Ok(stream)
 }
 
-/// Accepts `n` connections, each bounded by the listener's timeout.
-pub fn accept_n(
+/// `p.parallel` connections, each with its client end and its server end;
+/// every connect and accept is bounded by `p.timeout`, as is every read and
+/// write after.
+pub fn connected_pairs(
     w: Workload,
+    p: &Params,
     e: &Endpoints,
-    listener: &TcpListener,
-    n: u32,
-    timeout: Duration,
-) -> Result<Vec<TcpStream>, WorkloadError> {
-    (0..n)
+) -> Result<(Vec<TcpStream>, Vec<TcpStream>), WorkloadError> {
+    let listener = tcp_listener(w, e, p.timeout)?;
+    let clients: Vec<TcpStream> = (0..p.parallel)
+        .map(|_| tcp_connect(e, p.timeout))
+        .collect::<Result<_, _>>()?;
+    let server_err = server_err_fn(w, e);
+    let servers = (0..p.parallel)
         .map(|_| {
-            let (s, _) = listener.accept().map_err(|source| WorkloadError::Server {
-                workload: w,
-                netns: e.server_netns.clone(),
-                port: e.server_port,
-                op: "accept (the client's connection did not arrive)",
-                source,
-            })?;
-            with_timeouts(s, timeout).map_err(|source| WorkloadError::Server {
-                workload: w,
-                netns: e.server_netns.clone(),
-                port: e.server_port,
-                op: "set socket timeouts",
-                source,
-            })
+            let (s, _) = listener
+                .accept()
+                .map_err(|s| server_err("accept (the client's connection did not arrive)", s))?;
+            with_timeouts(s, p.timeout).map_err(|s| server_err("set socket timeouts", s))
         })
-        .collect()
-}
-
-/// Runs the measurement clock: reports progress every 250 ms, calls
-/// `at_t0` / `at_t1` at the interval's edges, takes CPU snapshots there and
-/// sets `stop` at `t1`. Returns early (None) if a worker ended before t1,
-/// which only happens on error; the caller then joins to surface it.
-///
-/// `count` returns a cumulative amount whose rate per second is the
-/// headline metric (e.g. bits / 1e9 for Gbit/s).
-pub struct Supervision<'a> {
-    pub timeline: Timeline,
-    pub cpu: &'a CpuMeter,
-    pub stop: &'a StopFlag,
-    pub count: &'a dyn Fn() -> f64,
-    pub progress: Progress<'a>,
-    pub worker_ended: &'a dyn Fn() -> bool,
-}
-
-impl Supervision<'_> {
-    pub fn run(&self, mut at_t0: impl FnMut(), mut at_t1: impl FnMut()) -> Option<CpuUsage> {
-        let tick = Duration::from_millis(250);
-        let mut last = (Instant::now(), (self.count)());
-        let mut t0_snapshot = None;
-        loop {
-            let now = Instant::now();
-            // Workers may end on their own at t1, so check the clock first.
-            if now < self.timeline.t1 && (self.worker_ended)() {
-                self.stop.stop();
-                return None;
-            }
-            if t0_snapshot.is_none() && now >= self.timeline.t0 {
-                at_t0();
-                t0_snapshot = Some(self.cpu.snapshot());
-            }
-            if now >= self.timeline.t1 {
-                at_t1();
-                let end = self.cpu.snapshot();
-                self.stop.stop();
-                let start = t0_snapshot.unwrap_or_else(|| self.cpu.snapshot());
-                return Some(CpuUsage::between(&start, &end));
-            }
-            if let Some(report) = self.progress {
-                if now.duration_since(last.0) >= tick {
-                    let c = (self.count)();
-                    report((c - last.1) / now.duration_since(last.0).as_secs_f64());
-                    last = (now, c);
-                }
-            }
-            let next_edge = if t0_snapshot.is_none() {
-                self.timeline.t0
-            } else {
-                self.timeline.t1
-            };
-            let wait = next_edge
-                .saturating_duration_since(now)
-                .min(Duration::from_millis(20));
-            std::thread::sleep(wait.max(Duration::from_micros(100)));
-        }
-    }
-}
-
-/// When the workers must have ended: after t1 plus one timeout (a blocked
-/// read or write returns by then) and some grace.
-pub fn join_deadline(tl: &Timeline, p: &Params) -> Instant {
-    tl.t1.max(Instant::now()) + p.timeout + Duration::from_millis(500)
+        .collect::<Result<_, _>>()?;
+    Ok((clients, servers))
 }
 
 /// Rewords a socket timeout (EAGAIN from SO_RCVTIMEO/SO_SNDTIMEO) so the

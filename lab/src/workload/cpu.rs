@@ -7,43 +7,21 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use super::Sample;
+use crate::pid_stat::{ticks_per_second, PidStat};
 
 /// Kernel thread id of the calling thread.
 pub fn current_tid() -> u32 {
     nix::unistd::gettid().as_raw() as u32
 }
 
-fn ticks_per_second() -> f64 {
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if hz > 0 {
-        hz as f64
-    } else {
-        100.0
-    }
-}
-
-/// utime + stime in seconds from the text of a /proc/.../stat file.
-pub fn parse_stat_cpu_seconds(stat: &str) -> Option<f64> {
-    // The command name (field 2) may contain spaces and parentheses: fields
-    // are counted after the last ')'. utime and stime are fields 14 and 15.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let mut fields = rest.split_whitespace().skip(11);
-    let utime: f64 = fields.next()?.parse().ok()?;
-    let stime: f64 = fields.next()?.parse().ok()?;
-    Some((utime + stime) / ticks_per_second())
-}
-
 /// CPU seconds used so far by thread `tid` of this process.
 pub fn thread_cpu_seconds(tid: u32) -> Option<f64> {
-    let text = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
-    parse_stat_cpu_seconds(&text)
+    PidStat::read(format!("/proc/self/task/{tid}/stat"))?.cpu_seconds()
 }
 
 /// CPU seconds used so far by process `pid` (all its threads).
 pub fn process_cpu_seconds(pid: u32) -> Option<f64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    parse_stat_cpu_seconds(&text)
+    PidStat::of_process(pid)?.cpu_seconds()
 }
 
 /// CPU seconds of process `pid`, its reaped children (cutime, cstime) and
@@ -55,16 +33,7 @@ pub fn process_tree_cpu_seconds(pid: u32) -> Option<f64> {
         .into_iter()
         .filter_map(process_tree_cpu_seconds)
         .sum();
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &text[text.rfind(')')? + 1..];
-    // Fields 14..=17: utime stime cutime cstime.
-    let ticks: f64 = rest
-        .split_whitespace()
-        .skip(11)
-        .take(4)
-        .map(|f| f.parse::<f64>().ok())
-        .sum::<Option<f64>>()?;
-    Some(ticks / ticks_per_second() + descendants)
+    Some(PidStat::of_process(pid)?.cpu_seconds_with_reaped()? + descendants)
 }
 
 fn children_of(pid: u32) -> Vec<u32> {
@@ -243,13 +212,6 @@ impl CpuUsage {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn stat_with_spaces_in_name() {
-        let line = "1234 (my (odd) name) S 1 2 3 4 5 6 7 8 9 10 250 50 0 0 20 0 1 0";
-        let hz = ticks_per_second();
-        assert_eq!(parse_stat_cpu_seconds(line), Some(300.0 / hz));
-    }
 
     #[test]
     fn irq_time_accounting_from_config() {

@@ -17,8 +17,8 @@ use http_body_util::Full;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 
-use super::common::{join_deadline, tcp_listener, StopFlag, Supervision, Timeline, Workers};
-use super::cpu::CpuMeter;
+use super::common::{server_err_fn, tcp_listener, StopFlag, Timeline, Workers};
+use super::generator::{Generator, Side};
 use super::histogram::LatencyHistogram;
 use super::http_client::Connection;
 use super::{Endpoints, Params, Progress, Sample, Workload, WorkloadError};
@@ -36,17 +36,16 @@ struct Outcome {
 }
 
 pub fn run(p: &Params, e: &Endpoints, progress: Progress<'_>) -> Result<Sample, WorkloadError> {
-    let stop = StopFlag::default();
-    let cpu = CpuMeter::pinned(p.cpus);
+    let g = Generator::new(W, p, e.target, progress, "client or server");
     let done = Arc::new(AtomicU64::new(0));
 
-    let server = HttpServer::start_measured(e, p.timeout, &cpu.server)?;
+    let server = HttpServer::start_measured(e, p.timeout, &g.cpu.server)?;
     let (ready_tx, ready_rx) = mpsc::channel::<Result<(), WorkloadError>>();
     let (timeline_tx, timeline_rx) = mpsc::channel::<Timeline>();
     let mut client = Workers::<Outcome>::new(W);
     {
-        let (stop, done, params, target) = (stop.clone(), done.clone(), p.clone(), e.target);
-        client.spawn(Some(&e.client_netns), &cpu.client, move || {
+        let (stop, done, params, target) = (g.stop.clone(), done.clone(), p.clone(), e.target);
+        client.spawn(Some(&e.client_netns), &g.cpu.client, move || {
             client_main(target, &params, &stop, &done, ready_tx, timeline_rx)
         })?;
     }
@@ -55,7 +54,7 @@ pub fn run(p: &Params, e: &Endpoints, progress: Progress<'_>) -> Result<Sample, 
     if let Err(err) = ready.map_err(|_| None).and_then(|r| r.map_err(Some)) {
         // Call the sample off: dropping the timeline sender wakes a client
         // that became ready too late.
-        stop.stop();
+        g.stop.stop();
         drop(timeline_tx);
         let joined = client.join(Instant::now() + p.timeout);
         let _ = server.stop(Instant::now() + STOP_POLL * 2);
@@ -69,25 +68,8 @@ pub fn run(p: &Params, e: &Endpoints, progress: Progress<'_>) -> Result<Sample, 
     let _ = timeline_tx.send(timeline);
 
     let count = || done.load(Ordering::Relaxed) as f64;
-    let ended = || client.any_finished() || server.workers.any_finished();
-    let usage = Supervision {
-        timeline,
-        cpu: &cpu,
-        stop: &stop,
-        count: &count,
-        progress,
-        worker_ended: &ended,
-    }
-    .run(|| {}, || {});
-    let deadline = join_deadline(&timeline, p);
-    let outcome = client.join(deadline);
-    server.stop(deadline + STOP_POLL)?;
-    let outcome = outcome?.pop().expect("one client worker");
-    let usage = usage.ok_or_else(|| WorkloadError::Failed {
-        workload: W,
-        target: e.target,
-        what: "client or server ended before the measured interval did".into(),
-    })?;
+    let m = g.measure(timeline, &count, client, server)?;
+    let outcome = m.clients.into_iter().next().expect("one client worker");
     if outcome.requests == 0 {
         return Err(WorkloadError::Failed {
             workload: W,
@@ -105,7 +87,7 @@ pub fn run(p: &Params, e: &Endpoints, progress: Progress<'_>) -> Result<Sample, 
     );
     sample.set("errors", outcome.errors as f64);
     outcome.latencies.add_to(&mut sample);
-    usage.add_to(&mut sample, None);
+    m.usage.add_to(&mut sample, None);
     Ok(sample)
 }
 
@@ -131,18 +113,12 @@ impl HttpServer {
         let listener = tcp_listener(W, e, timeout)?;
         listener
             .set_nonblocking(true)
-            .map_err(|s| server_err(e, "set nonblocking", s))?;
+            .map_err(|s| server_err_fn(W, e)("set nonblocking", s))?;
         let stop = StopFlag::default();
         let mut workers = Workers::new(W);
-        let (flag, ns, port) = (stop.clone(), e.server_netns.clone(), e.server_port);
+        let (flag, server_err) = (stop.clone(), server_err_fn(W, e));
         workers.spawn(None, tids, move || {
-            serve(listener, &flag).map_err(|source| WorkloadError::Server {
-                workload: W,
-                netns: ns,
-                port,
-                op: "serve",
-                source,
-            })
+            serve(listener, &flag).map_err(|s| server_err("serve", s))
         })?;
         Ok(HttpServer { stop, workers })
     }
@@ -156,13 +132,14 @@ impl HttpServer {
     }
 }
 
-fn server_err(e: &Endpoints, op: &'static str, source: std::io::Error) -> WorkloadError {
-    WorkloadError::Server {
-        workload: W,
-        netns: e.server_netns.clone(),
-        port: e.server_port,
-        op,
-        source,
+/// As the server side of the sample: stopped once the client ended.
+impl Side for HttpServer {
+    type Output = ();
+    fn any_finished(&self) -> bool {
+        self.workers.any_finished()
+    }
+    fn finish(self, deadline: Instant) -> Result<(), WorkloadError> {
+        self.stop(deadline + STOP_POLL)
     }
 }
 
@@ -230,10 +207,12 @@ async fn watchdog(slots: &[Slot], timeout: Duration) {
         for slot in slots {
             if slot.busy_since.get().is_some_and(|t| t.elapsed() > timeout) {
                 if let Some(fd) = slot.fd.get() {
-                    // SAFETY: the fd belongs to the slot's live connection:
-                    // this runtime has one thread, so it cannot be closed or
-                    // reused while the watchdog runs.
-                    unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+                    // The fd is the slot's live connection: this runtime has
+                    // one thread, so it cannot be closed or reused while the
+                    // watchdog runs. A failed shutdown leaves the request to
+                    // the next round.
+                    use nix::sys::socket::{shutdown, Shutdown};
+                    let _ = shutdown(fd, Shutdown::Both);
                 }
             }
         }

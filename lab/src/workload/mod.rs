@@ -32,6 +32,7 @@
 mod common;
 pub mod connect_latency;
 pub mod cpu;
+mod generator;
 pub mod histogram;
 pub mod http;
 mod http_client;

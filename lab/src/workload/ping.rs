@@ -7,9 +7,15 @@
 //! wake-up of this thread is not part of it.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::io::IoSliceMut;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::socket::{recvmsg, sendto, ControlMessageOwned, MsgFlags, SockType, SockaddrIn};
+use nix::sys::time::TimeSpec;
 
 use super::common::Timeline;
 use super::{Endpoints, Params, Progress, Sample, Workload, WorkloadError};
@@ -128,33 +134,14 @@ fn io_err(e: &Endpoints, op: &'static str, source: std::io::Error) -> WorkloadEr
 }
 
 fn raw_icmp_socket() -> std::io::Result<OwnedFd> {
-    // SAFETY: plain socket(2); the fd is owned right away.
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_INET,
-            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-            libc::IPPROTO_ICMP,
-        )
-    };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: fd is a fresh, valid descriptor nobody else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let on: libc::c_int = 1;
-    // SAFETY: valid fd and option buffer.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_TIMESTAMPNS,
-            &on as *const _ as *const libc::c_void,
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
+    use nix::sys::socket::{setsockopt, socket, sockopt, AddressFamily, SockFlag, SockProtocol};
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Raw,
+        SockFlag::SOCK_CLOEXEC,
+        SockProtocol::Icmp,
+    )?;
+    setsockopt(&fd, sockopt::ReceiveTimestampns, &true)?;
     Ok(fd)
 }
 
@@ -202,35 +189,14 @@ pub fn parse_echo_reply(packet: &[u8], from: Ipv4Addr, ident: u16) -> Option<u16
 /// Sends one echo request; returns the wall clock just before sendto().
 fn send_echo(fd: &OwnedFd, dest: Ipv4Addr, ident: u16, seq: u16) -> std::io::Result<Duration> {
     let pkt = echo_request(ident, seq);
-    let addr = libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: 0,
-        sin_addr: libc::in_addr {
-            s_addr: u32::from(dest).to_be(),
-        },
-        sin_zero: [0; 8],
-    };
+    let addr = SockaddrIn::from(SocketAddrV4::new(dest, 0));
     let wall = wall_clock();
-    // SAFETY: pkt and addr are valid for the lengths given.
-    let rc = unsafe {
-        libc::sendto(
-            fd.as_raw_fd(),
-            pkt.as_ptr() as *const libc::c_void,
-            pkt.len(),
-            0,
-            &addr as *const _ as *const libc::sockaddr,
-            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-        )
-    };
-    if rc < 0 {
-        let err = std::io::Error::last_os_error();
+    match sendto(fd.as_raw_fd(), &pkt, &addr, MsgFlags::empty()) {
+        Ok(_) => Ok(wall),
         // No route or neighbour yet: the echo is lost, not the sample.
-        return match err.raw_os_error() {
-            Some(libc::EHOSTUNREACH) | Some(libc::ENETUNREACH) | Some(libc::ENOBUFS) => Ok(wall),
-            _ => Err(err),
-        };
+        Err(Errno::EHOSTUNREACH | Errno::ENETUNREACH | Errno::ENOBUFS) => Ok(wall),
+        Err(e) => Err(e.into()),
     }
-    Ok(wall)
 }
 
 /// CLOCK_REALTIME, the clock of SO_TIMESTAMPNS.
@@ -248,66 +214,35 @@ fn recv_with_deadline(
     deadline: Instant,
 ) -> std::io::Result<Option<(usize, Option<Duration>)>> {
     let wait = deadline.saturating_duration_since(Instant::now());
-    let mut pfd = libc::pollfd {
-        fd: fd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
     let ms = wait.as_millis().min(i32::MAX as u128) as i32;
-    // SAFETY: one valid pollfd.
-    let rc = unsafe { libc::poll(&mut pfd, 1, ms.max(1)) };
-    if rc < 0 {
-        let err = std::io::Error::last_os_error();
-        return if err.kind() == std::io::ErrorKind::Interrupted {
-            Ok(None)
-        } else {
-            Err(err)
-        };
+    let timeout = PollTimeout::try_from(ms.max(1)).unwrap_or(PollTimeout::MAX);
+    let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+    match poll(&mut fds, timeout) {
+        Ok(0) | Err(Errno::EINTR) => return Ok(None),
+        Ok(_) => {}
+        Err(e) => return Err(e.into()),
     }
-    if rc == 0 {
-        return Ok(None);
-    }
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr() as *mut libc::c_void,
-        iov_len: buf.len(),
+    let mut iov = [IoSliceMut::new(buf)];
+    let mut control = nix::cmsg_space!(TimeSpec);
+    let msg = match recvmsg::<()>(
+        fd.as_raw_fd(),
+        &mut iov,
+        Some(&mut control),
+        MsgFlags::MSG_DONTWAIT,
+    ) {
+        Ok(msg) => msg,
+        Err(Errno::EAGAIN | Errno::EINTR) => return Ok(None),
+        Err(e) => return Err(e.into()),
     };
-    // u64 elements keep the control buffer aligned for cmsghdr.
-    let mut control = [0u64; 16];
-    // SAFETY: msghdr is plain data; every pointer set below is valid.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
-    msg.msg_controllen = std::mem::size_of_val(&control) as _;
-    // SAFETY: msg points at live buffers of the lengths given.
-    let n = unsafe { libc::recvmsg(fd.as_raw_fd(), &mut msg, libc::MSG_DONTWAIT) };
-    if n < 0 {
-        let err = std::io::Error::last_os_error();
-        return match err.kind() {
-            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted => Ok(None),
-            _ => Err(err),
-        };
-    }
-    Ok(Some((n as usize, kernel_timestamp(&msg))))
-}
-
-/// The SCM_TIMESTAMPNS control message of a received packet.
-fn kernel_timestamp(msg: &libc::msghdr) -> Option<Duration> {
-    // SAFETY: the CMSG_* macros walk the control buffer the kernel filled,
-    // bounded by msg_controllen.
-    unsafe {
-        let mut cmsg = libc::CMSG_FIRSTHDR(msg);
-        while !cmsg.is_null() {
-            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_TIMESTAMPNS
-            {
-                let ts: libc::timespec =
-                    std::ptr::read_unaligned(libc::CMSG_DATA(cmsg) as *const libc::timespec);
-                return Some(Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32));
-            }
-            cmsg = libc::CMSG_NXTHDR(msg, cmsg);
-        }
-    }
-    None
+    // A truncated control buffer gives no timestamp; the caller then falls
+    // back to its own clock.
+    let kernel_rx = msg.cmsgs().ok().and_then(|mut cmsgs| {
+        cmsgs.find_map(|c| match c {
+            ControlMessageOwned::ScmTimestampns(ts) => Some(Duration::from(ts)),
+            _ => None,
+        })
+    });
+    Ok(Some((msg.bytes, kernel_rx)))
 }
 
 #[cfg(test)]

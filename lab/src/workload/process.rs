@@ -11,15 +11,9 @@ use crate::netns;
 
 /// The full path of `program` in $PATH, if it is there and executable.
 pub fn find_in_path(program: &str) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
+    // Without PATH (as after `env -i`) look where the tools usually are.
     let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/sbin:/usr/bin:/sbin:/bin".into());
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(program))
-        .find(|p| {
-            p.metadata()
-                .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-                .unwrap_or(false)
-        })
+    which::which_in_global(program, Some(path)).ok()?.next()
 }
 
 /// A started tool process; killed and reaped when dropped.
@@ -172,17 +166,11 @@ pub struct Finished {
 /// True once `pid` exited; leaves it a zombie (WNOWAIT) so /proc still
 /// holds its final CPU times.
 fn exited_unreaped(pid: u32) -> bool {
-    // SAFETY: waitid only writes into the siginfo we own.
-    unsafe {
-        let mut info: libc::siginfo_t = std::mem::zeroed();
-        let rc = libc::waitid(
-            libc::P_PID,
-            pid as libc::id_t,
-            &mut info,
-            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
-        );
-        rc == 0 && info.si_pid() != 0
-    }
+    use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
+    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+    let pid = nix::unistd::Pid::from_raw(pid as i32);
+    // StillAlive is what waitid gives for a child that has not exited yet.
+    matches!(waitid(Id::Pid(pid), flags), Ok(status) if status != WaitStatus::StillAlive)
 }
 
 fn read_all_on_thread(mut r: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {

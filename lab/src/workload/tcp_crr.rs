@@ -15,10 +15,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::common::{
-    join_deadline, stalled, tcp_listener, StopFlag, Supervision, Timeline, Workers,
+    server_err_fn, stalled, tcp_listener, transfer_err_fn, StopFlag, Timeline, Workers,
 };
 use super::connect_latency::{abortive_close, timed_connect, ConnectTimes};
-use super::cpu::CpuMeter;
+use super::generator::{Generator, UntilStopped};
 use super::histogram::LatencyHistogram;
 use super::tcp_rr::{finish, read_message, Tally};
 use super::{Endpoints, Params, Progress, Sample, Workload, WorkloadError};
@@ -32,30 +32,23 @@ pub fn run(p: &Params, e: &Endpoints, progress: Progress<'_>) -> Result<Sample, 
     // One connection first: the path works and the server is listening.
     super::common::tcp_connect(e, p.timeout)?;
 
-    let stop = StopFlag::default();
-    // Servers stop only after every client finished its last transaction.
-    let server_stop = StopFlag::default();
-    let cpu = CpuMeter::pinned(p.cpus);
+    let g = Generator::new(W, p, e.target, progress, "a worker");
     let done = Arc::new(AtomicU64::new(0));
-    let mut servers = Workers::<()>::new(W);
+    // Servers stop only after every client finished its last transaction.
+    let mut servers = UntilStopped {
+        workers: Workers::<()>::new(W),
+        stop: StopFlag::default(),
+        grace: ACCEPT_POLL,
+    };
     for _ in 0..p.parallel {
         let (listener, stop, size, timeout) = (
             listener.clone(),
-            server_stop.clone(),
+            servers.stop.clone(),
             p.message_size,
             p.timeout,
         );
-        let server_err = {
-            let (netns, port) = (e.server_netns.clone(), e.server_port);
-            move |op, source| WorkloadError::Server {
-                workload: W,
-                netns: netns.clone(),
-                port,
-                op,
-                source,
-            }
-        };
-        servers.spawn(None, &cpu.server, move || {
+        let server_err = server_err_fn(W, e);
+        servers.workers.spawn(None, &g.cpu.server, move || {
             serve(&listener, size, timeout, &stop).map_err(|(op, s)| server_err(op, stalled(s)))
         })?;
     }
@@ -63,7 +56,7 @@ pub fn run(p: &Params, e: &Endpoints, progress: Progress<'_>) -> Result<Sample, 
     let mut clients = Workers::<(Tally, ConnectTimes)>::new(W);
     for _ in 0..p.parallel {
         let (stop, done, size, timeout, target) = (
-            stop.clone(),
+            g.stop.clone(),
             done.clone(),
             p.message_size,
             p.timeout,
@@ -71,33 +64,15 @@ pub fn run(p: &Params, e: &Endpoints, progress: Progress<'_>) -> Result<Sample, 
         );
         // Each client thread lives in the client namespace: it creates a
         // socket per transaction.
-        clients.spawn(Some(&e.client_netns), &cpu.client, move || {
+        clients.spawn(Some(&e.client_netns), &g.cpu.client, move || {
             connect_loop(target, size, timeout, &timeline, &stop, &done)
         })?;
     }
 
     let count = || done.load(Ordering::Relaxed) as f64;
-    let ended = || clients.any_finished() || servers.any_finished();
-    let usage = Supervision {
-        timeline,
-        cpu: &cpu,
-        stop: &stop,
-        count: &count,
-        progress,
-        worker_ended: &ended,
-    }
-    .run(|| {}, || {});
-    let deadline = join_deadline(&timeline, p);
-    let tallies = clients.join(deadline);
-    server_stop.stop();
-    servers.join(deadline + ACCEPT_POLL)?;
-    let (tallies, connects): (Vec<Tally>, Vec<ConnectTimes>) = tallies?.into_iter().unzip();
-    let usage = usage.ok_or_else(|| WorkloadError::Failed {
-        workload: W,
-        target: e.target,
-        what: "a worker ended before the measured interval did".into(),
-    })?;
-    let mut sample = finish(W, e, p, tallies, usage)?;
+    let m = g.measure(timeline, &count, clients, servers)?;
+    let (tallies, connects): (Vec<Tally>, Vec<ConnectTimes>) = m.clients.into_iter().unzip();
+    let mut sample = finish(W, e, p, tallies, m.usage)?;
     let mut all = ConnectTimes::default();
     for c in &connects {
         all.merge(c);
@@ -114,12 +89,7 @@ fn connect_loop(
     stop: &StopFlag,
     done: &AtomicU64,
 ) -> Result<(Tally, ConnectTimes), WorkloadError> {
-    let io_err = |op, source| WorkloadError::Transfer {
-        workload: W,
-        target,
-        op,
-        source: stalled(source),
-    };
+    let io_err = transfer_err_fn(W, target);
     let request = vec![0x63u8; size];
     let mut response = vec![0u8; size];
     let mut tally = Tally {

@@ -8,11 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::common::{
-    accept_n, join_deadline, stalled, tcp_connect, tcp_listener, StopFlag, Supervision, Timeline,
-    Workers,
-};
-use super::cpu::CpuMeter;
+use super::common::{connected_pairs, transfer_err_fn, StopFlag, Timeline, Workers};
+use super::generator::Generator;
 use super::histogram::LatencyHistogram;
 use super::{Endpoints, Params, Progress, Sample, Workload, WorkloadError};
 
@@ -25,46 +22,27 @@ pub(crate) struct Tally {
 }
 
 pub fn run(p: &Params, e: &Endpoints, progress: Progress<'_>) -> Result<Sample, WorkloadError> {
-    let listener = tcp_listener(W, e, p.timeout)?;
-    let clients: Vec<TcpStream> = (0..p.parallel)
-        .map(|_| tcp_connect(e, p.timeout))
-        .collect::<Result<_, _>>()?;
-    let servers = accept_n(W, e, &listener, p.parallel, p.timeout)?;
-    drop(listener);
+    let (clients, servers) = connected_pairs(W, p, e)?;
 
-    let stop = StopFlag::default();
-    let cpu = CpuMeter::pinned(p.cpus);
+    let g = Generator::new(W, p, e.target, progress, "a connection");
     let done = Arc::new(AtomicU64::new(0));
     let mut server_workers = Workers::<()>::new(W);
     for s in servers {
         let (size, target) = (p.message_size, e.target);
-        server_workers.spawn(None, &cpu.server, move || echo(s, size, target))?;
+        server_workers.spawn(None, &g.cpu.server, move || echo(s, size, target))?;
     }
     let timeline = Timeline::starting_now(p);
     let mut client_workers = Workers::<Tally>::new(W);
     for s in clients {
-        let (size, target, stop, done) = (p.message_size, e.target, stop.clone(), done.clone());
-        client_workers.spawn(None, &cpu.client, move || {
+        let (size, target, stop, done) = (p.message_size, e.target, g.stop.clone(), done.clone());
+        client_workers.spawn(None, &g.cpu.client, move || {
             request_loop(s, size, &timeline, &stop, &done, target)
         })?;
     }
 
     let count = || done.load(Ordering::Relaxed) as f64;
-    let ended = || client_workers.any_finished() || server_workers.any_finished();
-    let usage = Supervision {
-        timeline,
-        cpu: &cpu,
-        stop: &stop,
-        count: &count,
-        progress,
-        worker_ended: &ended,
-    }
-    .run(|| {}, || {});
-    let deadline = join_deadline(&timeline, p);
-    let tallies = client_workers.join(deadline)?;
-    server_workers.join(deadline)?;
-    let usage = usage.ok_or_else(|| ended_early(e))?;
-    finish(W, e, p, tallies, usage)
+    let m = g.measure(timeline, &count, client_workers, server_workers)?;
+    finish(W, e, p, m.clients, m.usage)
 }
 
 /// Sums the workers' tallies into a sample with `rate_name` per second.
@@ -98,14 +76,6 @@ pub(crate) fn finish(
     Ok(sample)
 }
 
-fn ended_early(e: &Endpoints) -> WorkloadError {
-    WorkloadError::Failed {
-        workload: W,
-        target: e.target,
-        what: "a connection ended before the measured interval did".into(),
-    }
-}
-
 fn request_loop(
     mut s: TcpStream,
     size: usize,
@@ -114,12 +84,7 @@ fn request_loop(
     done: &AtomicU64,
     target: SocketAddr,
 ) -> Result<Tally, WorkloadError> {
-    let io_err = |op, source| WorkloadError::Transfer {
-        workload: W,
-        target,
-        op,
-        source: stalled(source),
-    };
+    let io_err = transfer_err_fn(W, target);
     s.set_nodelay(true)
         .map_err(|e| io_err("set TCP_NODELAY", e))?;
     let request = vec![0x71u8; size];
@@ -150,12 +115,7 @@ fn request_loop(
 
 /// Answers each `size`-byte request with `size` bytes until the client closes.
 pub(crate) fn echo(mut s: TcpStream, size: usize, target: SocketAddr) -> Result<(), WorkloadError> {
-    let io_err = |op, source| WorkloadError::Transfer {
-        workload: W,
-        target,
-        op,
-        source: stalled(source),
-    };
+    let io_err = transfer_err_fn(W, target);
     s.set_nodelay(true)
         .map_err(|e| io_err("set TCP_NODELAY", e))?;
     let mut buf = vec![0u8; size];

@@ -9,66 +9,49 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::common::{
-    accept_n, join_deadline, stalled, tcp_connect, tcp_listener, StopFlag, Supervision, Timeline,
-    Workers,
-};
-use super::cpu::CpuMeter;
+use super::common::{connected_pairs, transfer_err_fn, StopFlag, Timeline, Workers};
+use super::generator::Generator;
 use super::{Endpoints, Params, Progress, Sample, Workload, WorkloadError};
 
 const W: Workload = Workload::TcpStream;
 
 pub fn run(p: &Params, e: &Endpoints, progress: Progress<'_>) -> Result<Sample, WorkloadError> {
-    let listener = tcp_listener(W, e, p.timeout)?;
-    let senders: Vec<TcpStream> = (0..p.parallel)
-        .map(|_| tcp_connect(e, p.timeout))
-        .collect::<Result<_, _>>()?;
-    let receivers = accept_n(W, e, &listener, p.parallel, p.timeout)?;
-    drop(listener);
+    let (senders, receivers) = connected_pairs(W, p, e)?;
     // Second handles on the sender sockets, to read TCP_INFO.
     let probes: Vec<TcpStream> = senders
         .iter()
         .map(|s| s.try_clone())
         .collect::<Result<_, _>>()
-        .map_err(|source| transfer_err(e, "dup socket", source))?;
+        .map_err(|s| transfer_err_fn(W, e.target)("dup socket", s))?;
 
     let received = Arc::new(AtomicU64::new(0));
-    let stop = StopFlag::default();
-    let cpu = CpuMeter::pinned(p.cpus);
+    let g = Generator::new(W, p, e.target, progress, "a stream");
     let mut workers = Workers::new(W);
     for s in receivers {
         let (received, target) = (received.clone(), e.target);
-        workers.spawn(None, &cpu.server, move || receive(s, &received, target))?;
+        workers.spawn(None, &g.cpu.server, move || receive(s, &received, target))?;
     }
     for s in senders {
-        let (stop, size, target) = (stop.clone(), p.stream_write_size, e.target);
-        workers.spawn(None, &cpu.client, move || send(s, size, &stop, target))?;
+        let (stop, size, target) = (g.stop.clone(), p.stream_write_size, e.target);
+        workers.spawn(None, &g.cpu.client, move || send(s, size, &stop, target))?;
     }
 
     let timeline = Timeline::starting_now(p);
     let count = || received.load(Ordering::Relaxed) as f64 * 8.0 / 1e9;
-    let ended = || workers.any_finished();
-    let (mut start, mut end) = ((Instant::now(), 0u64, 0u64), (Instant::now(), 0u64, 0u64));
-    let supervision = Supervision {
-        timeline,
-        cpu: &cpu,
-        stop: &stop,
-        count: &count,
-        progress,
-        worker_ended: &ended,
+    // (when, bytes received, retransmits) at t0 and at t1.
+    let mut marks = Vec::with_capacity(2);
+    let mark = {
+        let (marks, received) = (&mut marks, &received);
+        move || {
+            let retrans = probes.iter().map(total_retrans).sum::<u64>();
+            marks.push((Instant::now(), received.load(Ordering::Relaxed), retrans));
+        }
     };
-    let retrans = || probes.iter().map(total_retrans).sum::<u64>();
-    let usage = supervision.run(
-        || start = (Instant::now(), received.load(Ordering::Relaxed), retrans()),
-        || end = (Instant::now(), received.load(Ordering::Relaxed), retrans()),
-    );
-    drop(probes);
-    workers.join(join_deadline(&timeline, p))?;
-    let usage = usage.ok_or_else(|| WorkloadError::Failed {
-        workload: W,
-        target: e.target,
-        what: "a stream ended before the measured interval did".into(),
-    })?;
+    let usage = g
+        .measure_marking(timeline, &count, workers, (), mark)?
+        .usage;
+    // A sample that ran to t1 was marked at both edges.
+    let (start, end) = (marks[0], marks[1]);
 
     let secs = end.0.duration_since(start.0).as_secs_f64();
     let bytes = end.1 - start.1;
@@ -86,15 +69,6 @@ pub fn run(p: &Params, e: &Endpoints, progress: Progress<'_>) -> Result<Sample, 
     Ok(sample)
 }
 
-fn transfer_err(e: &Endpoints, op: &'static str, source: std::io::Error) -> WorkloadError {
-    WorkloadError::Transfer {
-        workload: W,
-        target: e.target,
-        op,
-        source,
-    }
-}
-
 fn send(
     mut s: TcpStream,
     size: usize,
@@ -107,12 +81,7 @@ fn send(
             if stop.stopped() {
                 break;
             }
-            return Err(WorkloadError::Transfer {
-                workload: W,
-                target,
-                op: "write",
-                source: stalled(source),
-            });
+            return Err(transfer_err_fn(W, target)("write", source));
         }
     }
     let _ = s.shutdown(Shutdown::Write);
@@ -132,20 +101,14 @@ fn receive(
                 received.fetch_add(n as u64, Ordering::Relaxed);
             }
             Err(err) if err.kind() == ErrorKind::Interrupted => {}
-            Err(source) => {
-                return Err(WorkloadError::Transfer {
-                    workload: W,
-                    target,
-                    op: "read on the server",
-                    source: stalled(source),
-                })
-            }
+            Err(source) => return Err(transfer_err_fn(W, target)("read on the server", source)),
         }
     }
 }
 
 /// tcpi_total_retrans of a connected socket (0 if TCP_INFO is unreadable).
 pub(crate) fn total_retrans(s: &TcpStream) -> u64 {
+    // By hand: nix 0.29 has no TCP_INFO socket option.
     // SAFETY: tcp_info is plain old data; the kernel fills at most `len` bytes.
     unsafe {
         let mut info: libc::tcp_info = std::mem::zeroed();

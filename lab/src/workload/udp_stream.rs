@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::common::{join_deadline, StopFlag, Supervision, Timeline, Workers};
-use super::cpu::CpuMeter;
+use super::common::{server_err_fn, StopFlag, Timeline, Workers};
+use super::generator::Generator;
 use super::{Endpoints, Params, Progress, Sample, Workload, WorkloadError};
 use crate::netns;
 
@@ -91,8 +91,7 @@ pub fn run(p: &Params, e: &Endpoints, progress: Progress<'_>) -> Result<Sample, 
         .map(|_| connect_client(e))
         .collect::<Result<_, _>>()?;
 
-    let stop = StopFlag::default();
-    let cpu = CpuMeter::pinned(p.cpus);
+    let g = Generator::new(W, p, e.target, progress, "a sender or the receiver");
     let epoch = Instant::now();
     let received_bytes = Arc::new(AtomicU64::new(0));
     let mut receiver = Workers::<HashMap<u32, StreamStats>>::new(W);
@@ -106,9 +105,9 @@ pub fn run(p: &Params, e: &Endpoints, progress: Progress<'_>) -> Result<Sample, 
     let ns_since = move |t: Instant| t.duration_since(epoch).as_nanos() as u64;
     let window = (ns_since(timeline.t0), ns_since(timeline.t1));
     {
-        let (stop, received_bytes) = (stop.clone(), received_bytes.clone());
-        let server_err = server_err_fn(e);
-        receiver.spawn(None, &cpu.server, move || {
+        let (stop, received_bytes) = (g.stop.clone(), received_bytes.clone());
+        let server_err = server_err_fn(W, e);
+        receiver.spawn(None, &g.cpu.server, move || {
             receive(server, window, epoch, &stop, &received_bytes)
                 .map_err(|s| server_err("receive", s))
         })?;
@@ -116,8 +115,8 @@ pub fn run(p: &Params, e: &Endpoints, progress: Progress<'_>) -> Result<Sample, 
     let per_stream_bps = p.udp_rate_bps.map(|r| r as f64 / p.parallel as f64);
     let mut senders = Workers::<u64>::new(W);
     for (i, c) in clients.into_iter().enumerate() {
-        let (stop, size, target) = (stop.clone(), p.udp_payload_size, e.target);
-        senders.spawn(None, &cpu.client, move || {
+        let (stop, size, target) = (g.stop.clone(), p.udp_payload_size, e.target);
+        senders.spawn(None, &g.cpu.client, move || {
             send(c, i as u32, size, per_stream_bps, epoch, window, &stop).map_err(|source| {
                 WorkloadError::Transfer {
                     workload: W,
@@ -130,24 +129,9 @@ pub fn run(p: &Params, e: &Endpoints, progress: Progress<'_>) -> Result<Sample, 
     }
 
     let count = || received_bytes.load(Ordering::Relaxed) as f64 * 8.0 / 1e9;
-    let ended = || senders.any_finished() || receiver.any_finished();
-    let usage = Supervision {
-        timeline,
-        cpu: &cpu,
-        stop: &stop,
-        count: &count,
-        progress,
-        worker_ended: &ended,
-    }
-    .run(|| {}, || {});
-    let deadline = join_deadline(&timeline, p);
-    let sent: u64 = senders.join(deadline)?.into_iter().sum();
-    let streams = receiver.join(deadline)?.pop().unwrap_or_default();
-    let usage = usage.ok_or_else(|| WorkloadError::Failed {
-        workload: W,
-        target: e.target,
-        what: "a sender or the receiver ended before the measured interval did".into(),
-    })?;
+    let m = g.measure(timeline, &count, senders, receiver)?;
+    let sent: u64 = m.clients.into_iter().sum();
+    let streams = m.servers.into_iter().next().unwrap_or_default();
     let mut sample =
         summarize(&streams, sent, p.duration, p.udp_payload_size).ok_or_else(|| {
             WorkloadError::Failed {
@@ -157,7 +141,7 @@ pub fn run(p: &Params, e: &Endpoints, progress: Progress<'_>) -> Result<Sample, 
             }
         })?;
     let gb = sample.get("throughput_gbps").unwrap_or(0.0) * p.duration.as_secs_f64() / 8.0;
-    usage.add_to(&mut sample, Some(gb));
+    m.usage.add_to(&mut sample, Some(gb));
     Ok(sample)
 }
 
@@ -192,20 +176,9 @@ pub fn summarize(
     Some(s)
 }
 
-fn server_err_fn(e: &Endpoints) -> impl Fn(&'static str, std::io::Error) -> WorkloadError {
-    let (netns, port) = (e.server_netns.clone(), e.server_port);
-    move |op, source| WorkloadError::Server {
-        workload: W,
-        netns: netns.clone(),
-        port,
-        op,
-        source,
-    }
-}
-
 fn bind_server(e: &Endpoints) -> Result<UdpSocket, WorkloadError> {
     let port = e.server_port;
-    let server_err = server_err_fn(e);
+    let server_err = server_err_fn(W, e);
     let sock = netns::run_in(&e.server_netns, move || {
         UdpSocket::bind(SocketAddr::from(([0, 0, 0, 0], port)))
     })?
