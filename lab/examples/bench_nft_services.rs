@@ -5,24 +5,25 @@
 //! change in < 50 ms. Prints wall time and the CPU time nft used (user +
 //! system, from getrusage), which a busy machine inflates less. Prints,
 //! does not assert. Run as root:
-//!   cargo run --release --example bench_nft_services -- [--endpoints E] [N...]
-//! (defaults: 1 endpoint per service, N = 1000 10000 30000).
+//!   cargo run --release --example bench_nft_services -- [--endpoints E] [--pods P] [N...]
+//! (defaults: 1 endpoint per service, 250 pods, N = 1000 10000 30000).
+//! Endpoints go round the P pods, so with P >= N x E every service has
+//! endpoints of its own (one endpoint chain each, as in a cluster where
+//! services do not share backends); with few pods they share chains.
 
 use std::path::Path;
 use std::time::Instant;
 
 use nix::sys::resource::{getrusage, UsageWho};
 
-use dplab::service::nftables::{dnat_packets, list_table, load};
+use dplab::service::nftables::{list_table, load, translated_packets};
 use dplab::service::nftables_rules::{render_change, render_ruleset};
 use dplab::service::ServiceChange;
 use dplab::topology::{Plan, ServicePlan};
 
-/// Pods the services pick their endpoints from.
-const PODS: usize = 250;
-
 fn main() {
     let mut endpoints = 1;
+    let mut pods = 250;
     let mut counts = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -31,6 +32,8 @@ fn main() {
                 .next()
                 .and_then(|v| v.parse().ok())
                 .expect("--endpoints E");
+        } else if arg == "--pods" {
+            pods = args.next().and_then(|v| v.parse().ok()).expect("--pods P");
         } else {
             counts.push(arg.parse::<usize>().expect("a service count"));
         }
@@ -43,17 +46,16 @@ fn main() {
         return;
     }
     println!(
-        "{} endpoint(s) per service; wall ms (nft cpu ms); machine load {}",
-        endpoints,
+        "{endpoints} endpoint(s) per service among {pods} pods; wall ms (nft cpu ms); machine load {}",
         loadavg()
     );
     for n in counts {
-        bench(n, endpoints);
+        bench(n, endpoints, pods);
     }
 }
 
-fn bench(n: usize, endpoints: usize) {
-    let plan = plan(n, endpoints);
+fn bench(n: usize, endpoints: usize, pods: usize) {
+    let plan = plan(n, endpoints, pods);
     let ns = format!("nftbench-{}-{n}", std::process::id());
     dplab::netns::create(&ns).expect("scratch namespace");
     let t = Instant::now();
@@ -62,7 +64,7 @@ fn bench(n: usize, endpoints: usize) {
     let full = timed(|| load(&ns, &text).expect("full load"));
 
     let mut added = plan.clone();
-    let svc = service(n, endpoints);
+    let svc = service(n, endpoints, pods);
     added.services.push(svc.clone());
     let add = timed(|| {
         load(
@@ -79,7 +81,7 @@ fn bench(n: usize, endpoints: usize) {
     };
     let remove = timed(|| load(&ns, &render_change(&removed, &change)).expect("remove"));
     let read = timed(|| {
-        let packets = dnat_packets(&list_table(&ns).expect("list")).expect("parse");
+        let packets = translated_packets(&list_table(&ns).expect("list")).expect("parse");
         assert_eq!(packets, 0, "no traffic in the scratch namespace");
     });
     dplab::netns::delete(&ns).expect("delete scratch namespace");
@@ -107,19 +109,19 @@ fn timed(f: impl FnOnce()) -> String {
 
 /// One node, PODS pods, n services of `endpoints` backends each; every
 /// tenth service has a node port.
-fn plan(n: usize, endpoints: usize) -> Plan {
+fn plan(n: usize, endpoints: usize, pods: usize) -> Plan {
     let mut toml = String::from(
         "name = \"bench\"\nservice_cidr = \"10.96.0.0/16\"\n[[nodes]]\nname = \"node1\"\npod_cidr = \"10.244.0.0/16\"\n",
     );
-    for p in 0..PODS {
+    for p in 0..pods {
         toml += &format!("[[pods]]\nname = \"pod-{p}\"\nnode = \"node1\"\n");
     }
     let mut plan = dplab::topology::parse(Path::new("bench.toml"), &toml).expect("bench plan");
-    plan.services = (0..n).map(|i| service(i, endpoints)).collect();
+    plan.services = (0..n).map(|i| service(i, endpoints, pods)).collect();
     plan
 }
 
-fn service(i: usize, endpoints: usize) -> ServicePlan {
+fn service(i: usize, endpoints: usize, pods: usize) -> ServicePlan {
     ServicePlan {
         name: format!("svc-{i}"),
         cluster_ip: std::net::Ipv4Addr::from(0x0a60_0001 + i as u32),
@@ -127,7 +129,7 @@ fn service(i: usize, endpoints: usize) -> ServicePlan {
         target_port: 8080,
         protocol: dplab::topology::Protocol::Tcp,
         node_port: i.is_multiple_of(10).then(|| 30_000 + (i / 10) as u16),
-        backends: (0..endpoints).map(|e| (i + e) % PODS).collect(),
+        backends: (0..endpoints).map(|e| (i * endpoints + e) % pods).collect(),
     }
 }
 

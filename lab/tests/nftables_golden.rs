@@ -5,12 +5,12 @@
 
 use std::path::{Path, PathBuf};
 
-use dplab::service::nftables::{dnat_packets, list_table, load};
+use dplab::service::nftables::{list_table, load, translated_packets};
 use dplab::service::nftables_rules::{render_change, render_ruleset};
 use dplab::service::ServiceChange;
 use dplab::topology::Plan;
 
-/// Two backends (so the numgen vmap), a node port and a UDP service.
+/// Two backends (so the numgen cascade), a node port and a UDP service.
 const TWO_BACKENDS: &str = r#"
 name = "two-backends"
 service_cidr = "10.96.0.0/16"
@@ -120,9 +120,10 @@ fn golden_rulesets_follow_kube_proxy_layout() {
         "fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @service-nodeports",
         "10.96.0.10 . tcp . 80 : goto service-web/tcp",
         "tcp . 30080 : goto external-web/tcp",
-        "numgen random mod 2 vmap { 0 : goto endpoint-web/tcp__192.168.10.10/8080, 1 : goto endpoint-web/tcp__192.168.10.12/8080 }",
-        "goto endpoint-dns/udp__192.168.10.12/53",
-        "meta l4proto udp counter dnat to 192.168.10.12:53",
+        "numgen random mod 2 0 counter goto endpoint-tcp__192.168.10.10/8080 comment \"web -> pod-a\"",
+        "\tcounter goto endpoint-tcp__192.168.10.12/8080 comment \"web -> pod-c\"",
+        "counter goto endpoint-udp__192.168.10.12/53",
+        "meta l4proto udp dnat to 192.168.10.12:53",
         "ip saddr 192.168.10.10 jump mark-for-masquerade",
         "ip saddr 192.168.10.0/24 ip daddr 192.168.10.0/24 masquerade",
     ] {
@@ -131,13 +132,28 @@ fn golden_rulesets_follow_kube_proxy_layout() {
     let blog = golden("nftables-blog.nft");
     assert!(!blog.contains("ip saddr 192.168.10.0/24 ip daddr"));
     for text in [&blog, &two] {
-        for line in text.lines().filter(|l| l.contains("dnat to")) {
+        for line in text.lines().filter(|l| l.contains("goto endpoint-")) {
             assert!(
-                line.contains(" counter ") && line.contains("comment"),
-                "{line}"
+                line.contains("counter goto") && line.contains("comment"),
+                "every endpoint pick counts (the proof): {line}"
             );
         }
+        assert!(!text.contains("vmap {"), "no anonymous set: O(sets²) loads");
     }
+    // Endpoint chains are shared: the added service reuses pod-c's, and
+    // removing an endpoint deletes its chain only when no service uses it.
+    let add = golden("nftables-add-service.nft");
+    assert!(!add.contains("endpoint-tcp__192.168.10.12/8080 {"), "{add}");
+    assert!(golden("nftables-remove-endpoint.nft")
+        .contains("delete chain ip dplab endpoint-tcp__192.168.10.10/8080"));
+    let (added, ..) = changes();
+    let mut without_c = added.clone();
+    without_c.services[0].backends.retain(|&p| p != 2);
+    let keep = render_change(
+        &without_c,
+        &ServiceChange::RemoveEndpoint { service: 0, pod: 2 },
+    );
+    assert!(!keep.contains("delete chain"), "api still uses it: {keep}");
     // A change never uses the commands that make nft list every chain.
     for name in ["nftables-add-service.nft", "nftables-remove-endpoint.nft"] {
         let change = golden(name);
@@ -185,7 +201,7 @@ fn golden_rulesets_load_into_the_kernel() {
         load(&ns.0, &golden(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
         // Loading twice replaces the table in one transaction.
         load(&ns.0, &golden(name)).unwrap_or_else(|e| panic!("{name} again: {e}"));
-        assert_eq!(dnat_packets(&list_table(&ns.0).unwrap()), Ok(0));
+        assert_eq!(translated_packets(&list_table(&ns.0).unwrap()), Ok(0));
     }
     let ns = Scratch::new("change");
     load(&ns.0, &golden("nftables-two-backends.nft")).unwrap();
@@ -194,18 +210,25 @@ fn golden_rulesets_load_into_the_kernel() {
     for needle in [
         "10.96.0.20 . tcp . 80 : goto service-api/tcp",
         "tcp . 30443 : goto external-api/tcp",
-        "chain endpoint-api/tcp__192.168.10.11/8080 {",
+        "chain endpoint-tcp__192.168.10.11/8080 {",
     ] {
         assert!(
             after_add.contains(needle),
             "after add: {needle}\n{after_add}"
         );
     }
+    assert_eq!(
+        after_add
+            .matches("chain endpoint-tcp__192.168.10.12/8080 {")
+            .count(),
+        1
+    );
     load(&ns.0, &golden("nftables-remove-endpoint.nft")).unwrap();
     let after_remove = listing(&ns.0);
-    assert!(!after_remove.contains("endpoint-web/tcp__192.168.10.10/8080"));
-    assert!(after_remove
-        .contains("goto endpoint-web/tcp__192.168.10.12/8080 comment \"web: its only endpoint\""));
+    assert!(!after_remove.contains("endpoint-tcp__192.168.10.10/8080"));
+    assert!(after_remove.contains(
+        "counter packets 0 bytes 0 goto endpoint-tcp__192.168.10.12/8080 comment \"web -> pod-c\""
+    ));
     // The same change again fails as a whole: the chain is gone already.
     assert!(load(&ns.0, &golden("nftables-remove-endpoint.nft")).is_err());
     assert_eq!(listing(&ns.0), after_remove, "a failed change left a trace");

@@ -1,8 +1,10 @@
 //! Cluster IPs and node ports with nftables, as kube-proxy's nftables
 //! mode: the ruleset of [`super::nftables_rules`] loaded by `nft -f -` inside
 //! each node namespace, one atomic transaction per node (the full load, and
-//! each change). Proof: the packet counters of the DNAT rules of the
-//! topology's own services, read chain by chain with `nft -j list chain`
+//! each change). Proof: the packet counters of the endpoint picks in the
+//! service chains of the topology's own services (every packet the proxy
+//! translates passes one, then its endpoint chain's DNAT), read chain by
+//! chain with `nft -j list chain`
 //! (listing the whole table of a 30,000-service sweep point takes seconds,
 //! and synthetic services carry no traffic).
 //!
@@ -15,7 +17,7 @@
 
 use serde_json::Value;
 
-use super::nftables_rules::{endpoint_chain, render_change, render_ruleset, TABLE};
+use super::nftables_rules::{render_change, render_ruleset, service_chain, TABLE};
 use super::{ServiceChange, ServiceProxy};
 use crate::command;
 use crate::datapath::{self, LabNet};
@@ -25,7 +27,8 @@ use crate::names::RunId;
 use crate::proof::Proof;
 use crate::topology::Plan;
 
-/// Proof counter: packets through dplab's nftables DNAT rules, all nodes.
+/// Proof counter: packets dplab's nftables rules sent to an endpoint's
+/// DNAT, all nodes.
 pub const DNAT_PACKETS: &str = "nft_dnat_packets";
 
 #[derive(Default)]
@@ -74,11 +77,11 @@ impl ServiceProxy for Nftables {
         let mut packets = 0;
         for node in &plan.nodes {
             let ns = run.netns(&node.name);
-            for chain in measured_endpoint_chains(plan) {
+            for chain in measured_service_chains(plan) {
                 let Some(json) = list_chain(&ns, &chain)? else {
                     continue;
                 };
-                packets += dnat_packets(&json).map_err(|e| LabError::Command {
+                packets += translated_packets(&json).map_err(|e| LabError::Command {
                     what: format!("nft -j list chain ip {TABLE} {chain} in {ns}"),
                     message: e,
                 })?;
@@ -95,25 +98,25 @@ pub fn load(ns: &str, text: &str) -> Result<()> {
     command::run_in(ns, "nft", &["-f", "-"], Some(text)).map(drop)
 }
 
-/// The endpoint chains (the DNAT rules) of the topology's own services,
-/// which are the ones traffic is sent to; a sweep's synthetic services are
-/// left out.
-fn measured_endpoint_chains(plan: &Plan) -> Vec<String> {
+/// The service chains of the topology's own services, which are the ones
+/// traffic is sent to; a sweep's synthetic services are left out.
+fn measured_service_chains(plan: &Plan) -> Vec<String> {
     plan.services
         .iter()
         .filter(|s| !s.name.starts_with(super::synthetic::NAME_PREFIX))
-        .flat_map(|s| {
-            s.backends
-                .iter()
-                .map(|&pod| endpoint_chain(s, plan.pods[pod].address))
-        })
+        .map(service_chain)
         .collect()
 }
 
 /// `nft -j list chain ip dplab CHAIN` inside namespace `ns`; None when the
 /// chain (or dplab's table) is not there, as before the proxy is installed.
 fn list_chain(ns: &str, chain: &str) -> Result<Option<String>> {
-    match command::run_in(ns, "nft", &["-j", "list", "chain", "ip", TABLE, chain], None) {
+    match command::run_in(
+        ns,
+        "nft",
+        &["-j", "list", "chain", "ip", TABLE, chain],
+        None,
+    ) {
         Ok(json) => Ok(Some(json)),
         Err(LabError::Command { message, .. }) if message.contains("No such file or directory") => {
             Ok(None)
@@ -127,8 +130,9 @@ pub fn list_table(ns: &str) -> Result<String> {
     command::run_in(ns, "nft", &["-j", "list", "table", "ip", TABLE], None)
 }
 
-/// Sum of the packet counters of the rules that DNAT, in `nft -j` output.
-pub fn dnat_packets(json: &str) -> std::result::Result<i64, String> {
+/// Sum of the packet counters of the rules that send packets to an
+/// endpoint chain (`goto endpoint-…`), in `nft -j` output.
+pub fn translated_packets(json: &str) -> std::result::Result<i64, String> {
     let doc: Value = serde_json::from_str(json).map_err(|e| format!("not JSON: {e}"))?;
     let objects = doc["nftables"]
         .as_array()
@@ -138,13 +142,18 @@ pub fn dnat_packets(json: &str) -> std::result::Result<i64, String> {
         let Some(exprs) = rule["expr"].as_array() else {
             continue;
         };
-        if !exprs.iter().any(|e| e.get("dnat").is_some()) {
+        let to_endpoint = exprs.iter().any(|e| {
+            e.get("goto")
+                .and_then(|g| g["target"].as_str())
+                .is_some_and(|t| t.starts_with("endpoint-"))
+        });
+        if !to_endpoint {
             continue;
         }
         let counted = exprs
             .iter()
             .find_map(|e| e.get("counter")?.get("packets")?.as_i64())
-            .ok_or_else(|| format!("DNAT rule without a counter: {rule}"))?;
+            .ok_or_else(|| format!("endpoint pick without a counter: {rule}"))?;
         packets += counted;
     }
     Ok(packets)
@@ -155,22 +164,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn dnat_counters_are_summed_and_other_rules_ignored() {
+    fn endpoint_picks_are_summed_and_other_rules_ignored() {
         let json = r#"{"nftables": [{"metainfo": {"version": "1.0.6"}},
           {"table": {"family": "ip", "name": "dplab", "handle": 3}},
-          {"rule": {"chain": "endpoint-a", "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": "192.168.10.10"}}, {"jump": {"target": "mark-for-masquerade"}}]}},
-          {"rule": {"chain": "endpoint-a", "expr": [{"match": {"op": "==", "left": {"meta": {"key": "l4proto"}}, "right": "tcp"}}, {"counter": {"packets": 3, "bytes": 180}}, {"dnat": {"addr": "192.168.10.10", "port": 5201}}]}},
-          {"rule": {"chain": "endpoint-b", "expr": [{"counter": {"packets": 4, "bytes": 240}}, {"dnat": {"addr": "192.168.10.12", "port": 5201}}]}},
+          {"rule": {"chain": "service-web/tcp", "expr": [{"match": {"op": "==", "left": {"numgen": {"mode": "random", "mod": 2, "offset": 0}}, "right": 0}}, {"counter": {"packets": 3, "bytes": 180}}, {"goto": {"target": "endpoint-tcp__192.168.10.10/8080"}}]}},
+          {"rule": {"chain": "service-web/tcp", "expr": [{"counter": {"packets": 4, "bytes": 240}}, {"goto": {"target": "endpoint-tcp__192.168.10.12/8080"}}]}},
+          {"rule": {"chain": "external-web/tcp", "expr": [{"counter": {"packets": 50, "bytes": 1}}, {"goto": {"target": "service-web/tcp"}}]}},
           {"rule": {"chain": "x", "expr": [{"counter": {"packets": 99, "bytes": 1}}, {"accept": null}]}}]}"#;
-        assert_eq!(dnat_packets(json), Ok(7));
+        assert_eq!(translated_packets(json), Ok(7));
     }
 
     #[test]
-    fn a_dnat_rule_without_counter_is_an_error() {
-        let json = r#"{"nftables": [{"rule": {"expr": [{"dnat": {"addr": "1.2.3.4"}}]}}]}"#;
-        assert!(dnat_packets(json)
+    fn an_endpoint_pick_without_counter_is_an_error() {
+        let json = r#"{"nftables": [{"rule": {"expr": [{"goto": {"target": "endpoint-a"}}]}}]}"#;
+        assert!(translated_packets(json)
             .unwrap_err()
             .contains("without a counter"));
-        assert!(dnat_packets("[").unwrap_err().contains("not JSON"));
+        assert!(translated_packets("[").unwrap_err().contains("not JSON"));
     }
 }

@@ -1,7 +1,8 @@
-//! Privileged test of the socket-lb proxy's `apply` on a running lab, as
+//! Privileged tests of every proxy's `apply` on a running lab, as
 //! kube-proxy syncs: a service added later is reachable at once, a backend
 //! removed from a service gets no new connection, and connections spread
-//! at random over the backends.
+//! at random over the backends (nftables' numgen cascade, iptables'
+//! statistic rules, the eBPF and socket-lb backend slots).
 
 mod common;
 
@@ -43,14 +44,15 @@ target_port = 8080
 backends = ["pod-a", "pod-c"]
 "#;
 
-/// Runs `program args` in a pod as `dplab exec` would: its namespace and
-/// its cgroup.
+/// Runs `program args` in a pod as `dplab exec` would: its namespace and,
+/// where the proxy gave pods one (socket-lb), its cgroup.
 fn in_pod(run: &RunId, pod: &str, program: &str, args: &[&str]) -> NsCommand {
     let ns = run.netns(pod);
     let mut cmd = dplab::netns::command_in(&ns, program).unwrap();
     cmd.args(args);
-    let dir = dplab::cgroup::of_netns(&ns).expect("socket-lb labs give pods a cgroup");
-    dplab::cgroup::join::join_on_exec(&mut cmd, &dir).unwrap();
+    if let Some(dir) = dplab::cgroup::of_netns(&ns) {
+        dplab::cgroup::join::join_on_exec(&mut cmd, &dir).unwrap();
+    }
     cmd
 }
 
@@ -92,23 +94,38 @@ fn answers(run: &RunId, url: &str, n: usize) -> Vec<String> {
 }
 
 #[test]
-fn apply_adds_a_service_and_removes_an_endpoint_in_place() {
-    if !privileged("socket-lb apply") {
+fn socket_lb_applies_changes_in_place() {
+    applies_changes_in_place(ProxyKind::SocketLb);
+}
+
+#[test]
+fn nftables_applies_changes_in_place() {
+    applies_changes_in_place(ProxyKind::Nftables);
+}
+
+#[test]
+fn iptables_applies_changes_in_place() {
+    applies_changes_in_place(ProxyKind::Iptables);
+}
+
+#[test]
+fn ebpf_applies_changes_in_place() {
+    applies_changes_in_place(ProxyKind::Ebpf);
+}
+
+/// A service added later is reachable at once, a removed endpoint gets no
+/// new connection, and connections spread over both endpoints.
+fn applies_changes_in_place(proxy: ProxyKind) {
+    if !privileged(&format!("{proxy:?} apply")) {
         return;
     }
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let files = tempfile::tempdir().unwrap();
         let plan = dplab::topology::parse(Path::new("apply.toml"), TOPOLOGY).unwrap();
-        let mut lab = Lab::up(
-            &plan,
-            Datapath::Bridge,
-            ProxyKind::SocketLb,
-            None,
-            RunId::fresh(),
-        )
-        .await
-        .expect("socket-lb lab");
+        let mut lab = Lab::up(&plan, Datapath::VethRouted, proxy, None, RunId::fresh())
+            .await
+            .expect("lab");
         let run = lab.run.clone();
         let mut servers = vec![
             serve(&run, "pod-a", files.path()),
