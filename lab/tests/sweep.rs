@@ -99,7 +99,7 @@ fn a_small_sweep_measures_every_point_with_proof_and_charts_and_leaves_nothing()
             "--services",
             "1,100",
             "--proxies",
-            "iptables,ebpf",
+            "iptables,nftables,ebpf,socket-lb",
             "--duration",
             "1s",
             "--repetitions",
@@ -120,7 +120,7 @@ fn a_small_sweep_measures_every_point_with_proof_and_charts_and_leaves_nothing()
     let results: serde_json::Value = serde_json::from_str(&text_of("results.json")).unwrap();
     assert_eq!(results["schema"], "dplab.results/v2");
     let cells = results["cells"].as_array().unwrap();
-    assert_eq!(cells.len(), 2 * 2 * 2, "2 counts x 2 proxies x 2 workloads");
+    assert_eq!(cells.len(), 2 * 4 * 2, "2 counts x 4 proxies x 2 workloads");
     for c in cells {
         assert_eq!(c["status"], "ok", "{c}");
         let n = c["services"].as_u64().unwrap();
@@ -130,8 +130,16 @@ fn a_small_sweep_measures_every_point_with_proof_and_charts_and_leaves_nothing()
         let proof = |k: &str| c["proof"][k].as_i64().unwrap_or(0);
         match c["service_proxy"].as_str().unwrap() {
             "iptables" => assert!(proof("iptables_dnat_packets") > 0, "{c}"),
+            "nftables" => {
+                assert!(proof("nft_dnat_packets") > 0, "{c}");
+                assert_eq!(proof("iptables_dnat_packets"), 0, "{c}");
+            }
             "ebpf" => {
                 assert!(proof("bpf_service_hits") > 0, "{c}");
+                assert_eq!(proof("iptables_dnat_packets"), 0, "{c}");
+            }
+            "socket-lb" => {
+                assert!(proof("socklb_rewrites") > 0, "{c}");
                 assert_eq!(proof("iptables_dnat_packets"), 0, "{c}");
             }
             other => panic!("unexpected proxy {other}"),
@@ -143,7 +151,7 @@ fn a_small_sweep_measures_every_point_with_proof_and_charts_and_leaves_nothing()
         }
     }
     let points = results["sweep"]["points"].as_array().unwrap();
-    assert_eq!(points.len(), 4, "{points:#?}");
+    assert_eq!(points.len(), 8, "{points:#?}");
     for p in points {
         assert_eq!(p["status"], "ok", "{p}");
         assert_eq!(p["measured_position"], p["services"], "measured last: {p}");
@@ -177,10 +185,9 @@ fn a_small_sweep_measures_every_point_with_proof_and_charts_and_leaves_nothing()
         .filter_map(|n| n.text())
         .collect::<Vec<_>>()
         .join(" ");
-    assert!(
-        labels.contains("iptables") && labels.contains("ebpf"),
-        "{labels}"
-    );
+    for proxy in ["iptables", "nftables", "ebpf", "socket-lb"] {
+        assert!(labels.contains(proxy), "{proxy}: {labels}");
+    }
 
     let left = left_behind(&before, Some(pid));
     assert!(left.is_empty(), "left behind: {left:?}");

@@ -26,6 +26,7 @@ use nix::poll::{PollFd, PollFlags};
 use nix::sys::socket::{self, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn};
 use nix::sys::time::TimeSpec;
 
+use crate::cgroup::join::SampleCgroup;
 use crate::netns;
 use crate::workload::connect_latency::abortive_close;
 
@@ -71,8 +72,15 @@ impl Prober {
         let (go, started) = mpsc::channel::<Instant>();
         let cancel = Arc::new(AtomicBool::new(false));
         let cancelled = cancel.clone();
+        let ns = client_ns.to_string();
         let handle = netns::spawn_in(client_ns, move || match started.recv() {
-            Ok(t0) => probe(target, until, t0, &cancelled),
+            Ok(t0) => {
+                // socket-lb translates only sockets of the pod's cgroup:
+                // the probes are the client pod's, like a workload's.
+                let _in_pod = SampleCgroup::enter_for_netns(&ns)
+                    .map_err(|e| format!("joining the cgroup of {ns}: {e}"))?;
+                probe(target, until, t0, &cancelled)
+            }
             Err(_) => Err("the prober was never started".to_string()),
         })
         .map_err(|e| format!("starting the prober in {client_ns}: {e}"))?;
