@@ -96,6 +96,10 @@ fn ebpf_proxy_translates_and_redirects_and_leaves_nothing() {
     assert!(proof(&via_service, "bpf_service_hits") > 0, "{via_service}");
     assert!(proof(&via_service, "bpf_rev_nat") > 0);
     assert!(proof(&via_service, "bpf_redirected") > 0);
+    // The programs' verdicts reach the proof: drops (none here) and the
+    // packets left to the node's stack (a stream's ACKs reach the client).
+    assert_eq!(proof(&via_service, "bpf_dropped"), 0, "{via_service}");
+    assert!(proof(&via_service, "bpf_passed") >= 0, "{via_service}");
     assert_eq!(proof(&via_service, "iptables_dnat_packets"), 0);
     assert!(
         !rules.contains("DPLAB-SEP"),
@@ -103,6 +107,7 @@ fn ebpf_proxy_translates_and_redirects_and_leaves_nothing() {
     );
     assert_eq!(proof(&direct, "bpf_service_hits"), 0);
     assert!(proof(&direct, "bpf_redirected") > 0);
+    assert_eq!(proof(&direct, "bpf_dropped"), 0, "{direct}");
     assert!(
         !std::path::Path::new("/sys/fs/bpf/dplab")
             .join(&run)

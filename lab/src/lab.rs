@@ -126,13 +126,17 @@ impl Lab {
     }
 
     /// Why a sample's proof delta on `path` contradicts what this lab is:
-    /// its proxy, its wiring and its overlay each judge their own counters.
+    /// its proxy, its wiring and its overlay each judge their own counters;
+    /// eBPF drops are named too, whichever else contradicts (a drop is
+    /// often why a translation or a redirect counter did not move).
     pub fn contradiction(&self, path: &PathPlan, proof: &Proof) -> Option<String> {
         let pod_traffic_crosses = crate::overlay::pod_traffic_crosses_nodes(&self.plan, path);
-        self.proxy
+        let path_contradiction = self
+            .proxy
             .contradiction(path.target, proof)
             .or_else(|| crate::datapath::contradiction(self.datapath, &self.plan, path, proof))
-            .or_else(|| crate::overlay::contradiction(self.overlay, pod_traffic_crosses, proof))
+            .or_else(|| crate::overlay::contradiction(self.overlay, pod_traffic_crosses, proof));
+        with_drops(path_contradiction, proof)
     }
 
     /// The address a client reaches node `node` at: its underlay address in
@@ -224,5 +228,43 @@ fn inject_fault(step: &str) -> Result<()> {
             "fault injected at {step} (DPLAB_INJECT_FAULT)"
         ))),
         _ => Ok(()),
+    }
+}
+
+/// A sample's verdict with its eBPF drops named: the drops alone, or after
+/// the other contradiction they likely explain.
+fn with_drops(contradiction: Option<String>, proof: &Proof) -> Option<String> {
+    let drops = datapath::ebpf_routing::drop_contradiction(proof);
+    match (contradiction, drops) {
+        (Some(other), Some(drops)) => Some(format!("{other}; {drops}")),
+        (other, drops) => other.or(drops),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drops_are_named_alone_or_after_another_contradiction() {
+        let clean = Proof::from([(datapath::DROPPED.to_string(), 0)]);
+        let dropped = Proof::from([(datapath::DROPPED.to_string(), 7)]);
+        assert_eq!(with_drops(None, &clean), None);
+        assert_eq!(
+            with_drops(Some("proof: x".into()), &clean).as_deref(),
+            Some("proof: x")
+        );
+        let alone = with_drops(None, &dropped).unwrap();
+        assert!(
+            alone.starts_with("proof: the eBPF programs dropped 7"),
+            "{alone}"
+        );
+        let both = with_drops(Some("proof: no hits".into()), &dropped).unwrap();
+        assert!(
+            both.starts_with(
+                "proof: no hits; proof: the eBPF programs dropped 7 packets (bpf_dropped = 7)"
+            ),
+            "{both}"
+        );
     }
 }

@@ -5,6 +5,8 @@ mod ebpf_frames;
 
 use std::net::Ipv4Addr;
 
+use dplab::datapath::ebpf_routing::{add_verdicts, drop_contradiction};
+use dplab::datapath::{DROPPED, PASSED};
 use dplab::ebpf::{
     Endpoint, LbProgram, Proto, RedirectMode, ServiceLb, TC_ACT_OK, TC_ACT_REDIRECT, TC_ACT_SHOT,
 };
@@ -298,17 +300,46 @@ fn service_without_backends_drops_and_removed_service_passes() {
         ])
         .unwrap();
     let to_80 = frame(client_flow(Proto::Tcp, 45000, 80), b"x");
+    // Read as the runner reads a cell's proof: the pinned maps, turned
+    // into proof counters, before and after.
+    let proof_now = |run_id: &str| {
+        let mut proof = dplab::proof::Proof::new();
+        add_verdicts(&dplab::ebpf::pinned_counters(run_id).unwrap(), &mut proof);
+        proof
+    };
+    let before = proof_now(&lab.run_id);
     let (verdict, _) = lab.run(LbProgram::PodEgress, &to_80);
     assert_eq!(verdict, TC_ACT_SHOT);
     assert_eq!(lab.lb().counters().unwrap().dropped, 1);
+    let delta = dplab::proof::delta(&before, &proof_now(&lab.run_id));
+    assert_eq!(
+        (
+            dplab::proof::get(&delta, DROPPED),
+            dplab::proof::get(&delta, PASSED)
+        ),
+        (1, 0),
+        "the drop reaches the proof: {delta:?}"
+    );
+    let reason = drop_contradiction(&delta).expect("a drop contradicts the cell");
+    assert!(reason.contains("bpf_dropped = 1"), "{reason}");
 
     // Reprogramming without port 443 removes it from the datapath.
     lab.lb()
         .program_services(&[service(Proto::Tcp, 80, &[(BACKEND, 8080)])])
         .unwrap();
     let to_443 = frame(client_flow(Proto::Tcp, 45001, 443), b"x");
+    let before = proof_now(&lab.run_id);
     let (verdict, out) = lab.run(LbProgram::PodEgress, &to_443);
     assert_eq!((verdict, &out), (TC_ACT_OK, &to_443));
+    let delta = dplab::proof::delta(&before, &proof_now(&lab.run_id));
+    assert_eq!(
+        (
+            dplab::proof::get(&delta, DROPPED),
+            dplab::proof::get(&delta, PASSED)
+        ),
+        (0, 1),
+        "a passed packet reaches the proof: {delta:?}"
+    );
     let (_, out) = lab.run(LbProgram::PodEgress, &to_80);
     assert_eq!(parse(&out).dst, (BACKEND, 8080));
 }

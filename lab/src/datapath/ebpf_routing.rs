@@ -13,7 +13,7 @@
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
 
-use super::{LabNet, DROPPED, REDIRECTED};
+use super::{LabNet, DROPPED, PASSED, REDIRECTED};
 use crate::ebpf::{self, Endpoint, NodeConfig, NodeScope, RedirectMode, ServiceLb};
 use crate::error::{LabError, Result};
 use crate::kinds::Datapath;
@@ -130,19 +130,42 @@ pub fn hairpin_address(plan: &Plan) -> Ipv4Addr {
 /// Adds the host routing counters of the run's programs (all nodes).
 pub fn add_proof(run: &RunId, proof: &mut Proof) -> Result<()> {
     let c = ebpf::pinned_counters(run.as_str()).map_err(lab_error)?;
-    proof.insert(REDIRECTED.to_string(), c.redirected as i64);
-    proof.insert(DROPPED.to_string(), c.dropped as i64);
+    add_verdicts(&c, proof);
     Ok(())
+}
+
+/// Adds what the programs did with the packets they saw, whoever loaded
+/// them (eBPF host routing, the eBPF proxy): handed to a local pod
+/// (`bpf_redirected`), left to the kernel (`bpf_passed`), dropped
+/// (`bpf_dropped`).
+pub fn add_verdicts(c: &ebpf::Counters, proof: &mut Proof) {
+    for (name, value) in [
+        (REDIRECTED, c.redirected),
+        (PASSED, c.passed),
+        (DROPPED, c.dropped),
+    ] {
+        proof.insert(name.to_string(), value as i64);
+    }
 }
 
 /// Why a sample's proof shows trouble in eBPF programs, if it does: no
 /// program of a lab drops a packet of a working measurement (no service
 /// lacks backends, every rewrite and every route out succeeds).
 pub fn drop_contradiction(proof: &Proof) -> Option<String> {
+    drops(proof).map(|d| format!("proof: {d}"))
+}
+
+/// What a failed sample's proof says about eBPF drops, to add to its
+/// error: drops are likely why the workload failed.
+pub fn drops_during_failure(proof: &Proof) -> Option<String> {
+    drops(proof).map(|d| format!("meanwhile {d}"))
+}
+
+fn drops(proof: &Proof) -> Option<String> {
     let dropped = proof::get(proof, DROPPED);
     (dropped > 0).then(|| {
         format!(
-            "proof: the eBPF programs dropped {dropped} packets ({DROPPED} = {dropped}): a service without backends, no free SNAT port, no route out, or a failed rewrite"
+            "the eBPF programs dropped {dropped} packets ({DROPPED} = {dropped}): a service without backends, no free SNAT port, no route out, or a failed rewrite"
         )
     })
 }
@@ -214,5 +237,30 @@ node = "b"
         assert!(drop_contradiction(&bad)
             .unwrap()
             .contains("bpf_dropped = 3"));
+        assert_eq!(drops_during_failure(&ok), None);
+        assert!(drops_during_failure(&bad)
+            .unwrap()
+            .starts_with("meanwhile the eBPF programs dropped 3 packets"));
+    }
+
+    #[test]
+    fn verdicts_reach_the_proof() {
+        let c = ebpf::Counters {
+            runs: 9,
+            redirected: 4,
+            passed: 3,
+            dropped: 2,
+            ..Default::default()
+        };
+        let mut proof = Proof::new();
+        add_verdicts(&c, &mut proof);
+        assert_eq!(
+            proof,
+            Proof::from([
+                (REDIRECTED.to_string(), 4),
+                (PASSED.to_string(), 3),
+                (DROPPED.to_string(), 2),
+            ])
+        );
     }
 }

@@ -27,6 +27,9 @@ use crate::topology::{Endpoint, NodePlan, PathPlan, Plan};
 pub const REDIRECTED: &str = "bpf_redirected";
 /// Proof counter: packets the lab's eBPF programs dropped.
 pub const DROPPED: &str = "bpf_dropped";
+/// Proof counter: packets the lab's eBPF programs left to the kernel's own
+/// path (TC_ACT_OK), translated or not.
+pub const PASSED: &str = "bpf_passed";
 
 /// One way of wiring pods to nodes.
 // Used only inside the crate on one runtime, so Send bounds do not matter.
@@ -144,21 +147,18 @@ pub fn pod_gateway(kind: Datapath, node: &NodePlan) -> Ipv4Addr {
 
 /// Why a sample's proof on `path` contradicts the wiring, if it does: eBPF
 /// host routing must hand the packets to the pods itself wherever a pod
-/// talks to anything but its own node, and no eBPF program may drop
-/// packets of a measurement.
+/// talks to anything but its own node. (Drops of any eBPF program, the
+/// proxy's too, are judged apart: [`ebpf_routing::drop_contradiction`].)
 pub fn contradiction(
     kind: Datapath,
     plan: &Plan,
     path: &PathPlan,
     proof: &Proof,
 ) -> Option<String> {
-    if has_ebpf_host_routing(kind) && host_routed(plan, path) && proof::get(proof, REDIRECTED) == 0
-    {
-        return Some(format!(
-            "proof: no packet was handed to a pod by eBPF host routing ({REDIRECTED} = 0)"
-        ));
-    }
-    ebpf_routing::drop_contradiction(proof)
+    (has_ebpf_host_routing(kind) && host_routed(plan, path) && proof::get(proof, REDIRECTED) == 0)
+        .then(|| {
+            format!("proof: no packet was handed to a pod by eBPF host routing ({REDIRECTED} = 0)")
+        })
 }
 
 /// Whether some packet of `path` reaches a pod from outside the pod's own

@@ -134,8 +134,14 @@ impl Tally {
     }
 
     /// A sample could not be taken: a failure, unless the compatibility
-    /// table predicted exactly that.
-    pub fn sample_failed(&mut self, error: String) {
+    /// table predicted exactly that. Its proof counters are kept, and the
+    /// reason names the packets eBPF programs dropped meanwhile.
+    pub fn sample_failed(&mut self, error: String, proof: Proof) {
+        self.sum_proof(&proof);
+        let error = match crate::datapath::ebpf_routing::drops_during_failure(&proof) {
+            Some(drops) => format!("{error} ({drops})"),
+            None => error,
+        };
         match &self.spec.pairing {
             Pairing::Unreachable(why) => {
                 let reason = format!("{error} (as predicted: {why})");
@@ -150,9 +156,7 @@ impl Tally {
     /// Adds a sample unless its proof contradicts the cell (or the cell
     /// was predicted not to carry traffic at all).
     pub fn add(&mut self, sample: Sample, proof: Proof, contradiction: Option<String>) {
-        for (k, v) in &proof {
-            *self.proof.entry(k.clone()).or_insert(0) += v;
-        }
+        self.sum_proof(&proof);
         if let Pairing::Unreachable(why) = &self.spec.pairing {
             let why = why.clone();
             return self.fail(format!(
@@ -163,6 +167,12 @@ impl Tally {
             return self.fail(contradiction);
         }
         self.samples.push(sample);
+    }
+
+    fn sum_proof(&mut self, proof: &Proof) {
+        for (k, v) in proof {
+            *self.proof.entry(k.clone()).or_insert(0) += v;
+        }
     }
 
     /// Why the workload cannot run on this cell at all, if so.
@@ -322,7 +332,7 @@ mod tests {
             )
         };
         let mut t = Tally::new(nf_off());
-        t.sample_failed("no connection within 3s".into());
+        t.sample_failed("no connection within 3s".into(), Proof::new());
         let cell = t.into_cell();
         assert_eq!(cell.status, CellStatus::Unreachable);
         let reason = cell.reason.unwrap();
@@ -343,8 +353,45 @@ mod tests {
             ProxyKind::Iptables,
             Target::ClusterIp,
         ));
-        t.sample_failed("no connection".into());
+        t.sample_failed("no connection".into(), Proof::new());
         assert_eq!(t.into_cell().status, CellStatus::Failed);
+    }
+
+    #[test]
+    fn a_failed_sample_names_its_ebpf_drops_and_keeps_its_proof() {
+        let dropped = Proof::from([
+            (crate::datapath::DROPPED.to_string(), 4),
+            (crate::datapath::PASSED.to_string(), 10),
+        ]);
+        let mut t = Tally::new(spec(Datapath::VethEbpf, ProxyKind::Ebpf, Target::ClusterIp));
+        t.sample_failed("no connection within 3s".into(), dropped.clone());
+        let cell = t.into_cell();
+        assert_eq!(cell.status, CellStatus::Failed);
+        let reason = cell.reason.unwrap();
+        assert!(
+            reason.starts_with("no connection within 3s (meanwhile the eBPF programs dropped 4 packets (bpf_dropped = 4)"),
+            "{reason}"
+        );
+        assert_eq!(cell.proof, dropped);
+
+        // A predicted failure says so too.
+        let mut t = Tally::new(spec(
+            Datapath::BridgeNfOff,
+            ProxyKind::Iptables,
+            Target::ClusterIp,
+        ));
+        t.sample_failed("no connection".into(), dropped);
+        let cell = t.into_cell();
+        assert_eq!(cell.status, CellStatus::Unreachable);
+        assert!(cell.reason.unwrap().contains("bpf_dropped = 4"));
+
+        // No drops, no mention.
+        let mut t = Tally::new(spec(Datapath::VethEbpf, ProxyKind::Ebpf, Target::ClusterIp));
+        t.sample_failed(
+            "no connection".into(),
+            Proof::from([(crate::datapath::DROPPED.to_string(), 0)]),
+        );
+        assert_eq!(t.into_cell().reason.as_deref(), Some("no connection"));
     }
 
     #[test]

@@ -285,7 +285,10 @@ fn measure(lab: &Lab, tool: Tool, params: &Params, tally: &mut Tally, progress: 
             let contradiction = lab.contradiction(&spec.path, &delta);
             tally.add(sample, delta, contradiction)
         }
-        (Err(e), _) => tally.sample_failed(e.to_string()),
+        // The counters of a failed sample still count: eBPF drops are
+        // often why it failed.
+        (Err(e), Ok(after)) => tally.sample_failed(e.to_string(), proof::delta(&before, &after)),
+        (Err(e), Err(_)) => tally.sample_failed(e.to_string(), proof::Proof::new()),
         (_, Err(e)) => tally.fail(format!("reading proof counters: {e}")),
     }
 }

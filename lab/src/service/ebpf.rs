@@ -36,7 +36,7 @@ pub const SERVICE_HITS: &str = "bpf_service_hits";
 pub const REV_NAT: &str = "bpf_rev_nat";
 pub const SNAT: &str = "bpf_snat";
 pub const FORWARDED: &str = "bpf_forwarded";
-pub use crate::datapath::{DROPPED, REDIRECTED};
+pub use crate::datapath::{DROPPED, PASSED, REDIRECTED};
 
 /// The eBPF proxy of one lab: a load balancer per node, in node order.
 #[derive(Default)]
@@ -156,13 +156,12 @@ impl ServiceProxy for EbpfProxy {
             (RUNS, c.runs),
             (SERVICE_HITS, c.dnat),
             (REV_NAT, c.rev_nat),
-            (REDIRECTED, c.redirected),
-            (DROPPED, c.dropped),
             (SNAT, c.snat),
             (FORWARDED, c.forwarded),
         ] {
             proof.insert(name.to_string(), value as i64);
         }
+        crate::datapath::ebpf_routing::add_verdicts(&c, &mut proof);
         Ok(proof)
     }
 
