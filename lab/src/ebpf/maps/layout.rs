@@ -138,15 +138,27 @@ pub struct CountersValue {
     pub forwarded: u64,
 }
 
-// SAFETY: all of these are repr(C) structs of integers and byte arrays with
-// explicit padding fields, so every bit pattern is valid and none has
-// uninitialised bytes.
+// aya::Pod: the map's bytes are read as the type and the type's bytes are
+// written as the map's, so every bit pattern must be a valid value and no
+// byte may be uninitialised (implicit padding). Each struct below is
+// repr(C), made of integers and byte arrays only, with explicit padding
+// fields; `sizes_match_the_c_header` checks the sizes.
+//
+// SAFETY: [u8; 4], [u8; 2], u8, u8: 8 bytes, no implicit padding.
 unsafe impl aya::Pod for ServiceKey {}
+// SAFETY: u32, u32, u16, u16: 12 bytes, no implicit padding.
 unsafe impl aya::Pod for ServiceValue {}
+// SAFETY: u32, u32: 8 bytes, no implicit padding.
 unsafe impl aya::Pod for BackendKey {}
+// SAFETY: [u8; 4], [u8; 2], u16: 8 bytes, no implicit padding.
 unsafe impl aya::Pod for BackendValue {}
+// SAFETY: u32, u32, [u8; 6], [u8; 6]: 20 bytes, a multiple of the 4-byte
+// alignment, no implicit padding.
 unsafe impl aya::Pod for EndpointValue {}
+// SAFETY: eight u64: 64 bytes, no implicit padding.
 unsafe impl aya::Pod for CountersValue {}
+// SAFETY: [u8; 4], [u8; 4], u32, u32, then three u64 at offset 16: 40
+// bytes, no implicit padding.
 unsafe impl aya::Pod for ConfigValue {}
 
 #[cfg(test)]
