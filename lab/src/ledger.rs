@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
 use crate::names::{RunId, STATE_DIR};
@@ -79,7 +81,7 @@ pub enum LedgerError {
 pub struct Ledger {
     dir: PathBuf,
     file: Mutex<File>,
-    _lock: Option<File>,
+    _lock: Option<Flock<File>>,
     /// Group commit of [`Ledger::record_grouped`]: lines appended so far,
     /// lines known to be on disk, and who syncs next.
     appended: AtomicU64,
@@ -127,7 +129,7 @@ impl Ledger {
         Ok(Ledger::with_file(dir, file, None))
     }
 
-    fn with_file(dir: PathBuf, file: File, lock: Option<File>) -> Ledger {
+    fn with_file(dir: PathBuf, file: File, lock: Option<Flock<File>>) -> Ledger {
         Ledger {
             dir,
             file: Mutex::new(file),
@@ -210,23 +212,17 @@ impl Ledger {
 const OWNER_LOCK: &str = "owner.lock";
 
 /// Takes the exclusive owner lock of a run folder; None if a live process
-/// holds it.
-fn lock_owner(dir: &Path) -> std::io::Result<Option<File>> {
-    use std::os::fd::AsRawFd;
+/// holds it. The lock lasts as long as the returned value.
+fn lock_owner(dir: &Path) -> std::io::Result<Option<Flock<File>>> {
     let file = OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(dir.join(OWNER_LOCK))?;
-    // SAFETY: flock on an fd we own; the lock lives as long as the file.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-        return Ok(Some(file));
-    }
-    let err = std::io::Error::last_os_error();
-    if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
-        Ok(None)
-    } else {
-        Err(err)
+    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => Ok(Some(lock)),
+        Err((_, Errno::EWOULDBLOCK)) => Ok(None),
+        Err((_, e)) => Err(e.into()),
     }
 }
 
@@ -236,16 +232,14 @@ fn lock_owner(dir: &Path) -> std::io::Result<Option<File>> {
 /// lock is tried, since this is asked of other runs whose owners may be
 /// removing their folders (`dplab run` watches for other labs).
 pub fn is_owned_by_live_process(run: &RunId) -> bool {
-    use std::os::fd::AsRawFd;
     let Ok(file) = File::open(run.state_dir().join(OWNER_LOCK)) else {
         return false;
     };
-    // SAFETY: flock on an fd we own; the shared lock, if taken, ends when
-    // the file is dropped at the end of this function.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) } == 0 {
-        return false;
+    // The shared lock, if taken, ends when it is dropped right here.
+    match Flock::lock(file, FlockArg::LockSharedNonblock) {
+        Ok(_) => false,
+        Err((_, e)) => e == Errno::EWOULDBLOCK,
     }
-    std::io::Error::last_os_error().raw_os_error() == Some(libc::EWOULDBLOCK)
 }
 
 /// Reads a run's journal; a torn last line (crash mid-write) is ignored.

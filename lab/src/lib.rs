@@ -1,6 +1,9 @@
 //! dplab: builds pod network namespaces wired by a chosen Linux datapath,
 //! measures workloads between them, reports, and tears everything down.
 
+// Every unsafe block and impl says why it is sound, right above it.
+#![warn(clippy::undocumented_unsafe_blocks)]
+
 pub mod cgroup;
 pub mod cli;
 pub mod cli_values;

@@ -21,7 +21,8 @@ pub const VXLAN_LINK: &str = "vx";
 /// Where run journals live.
 pub const STATE_DIR: &str = "/run/dplab";
 
-/// Where eBPF objects of a run are pinned.
+/// The bpffs folder under which each run pins its eBPF objects (in a
+/// folder named after the run; see `ebpf::pins`).
 pub const BPFFS_DIR: &str = "/sys/fs/bpf/dplab";
 
 /// A short run id: 4 lower-case hex digits, e.g. `3f9a`.

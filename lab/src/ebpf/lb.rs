@@ -75,10 +75,6 @@ impl ServiceLb {
         })
     }
 
-    pub fn run_id(&self) -> &str {
-        &self.run_id
-    }
-
     /// Says which node these maps serve: its addresses (node ports) and its
     /// pods (backends reached without SNAT). Set before programming services.
     pub fn set_node(&mut self, scope: NodeScope) {

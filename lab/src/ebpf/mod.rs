@@ -37,9 +37,7 @@ pub use maps::{
     ConntrackTimeouts, Endpoint, NodeConfig, NodeScope, Proto, RedirectMode, ServiceSpec,
 };
 pub use netkit_link::NetkitHook;
-pub use pins::{
-    bpffs_mounted, ensure_bpffs, list_pinned_runs, node_pin_dir, pin_dir, remove_pins, PIN_ROOT,
-};
+pub use pins::{bpffs_mounted, ensure_bpffs, list_pinned_runs, node_pin_dir, pin_dir, remove_pins};
 pub use tc_mode::{TcAttachMode, FORCE_ENV as TC_ATTACH_ENV};
 pub use tc_netlink::{delete_clsact, detach_filter, has_clsact};
 pub use test_run::TestRunOutcome;

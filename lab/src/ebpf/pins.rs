@@ -8,11 +8,11 @@
 use std::path::{Path, PathBuf};
 
 use super::EbpfError;
+use crate::names::BPFFS_DIR;
 
 pub const BPFFS: &str = "/sys/fs/bpf";
-pub const PIN_ROOT: &str = "/sys/fs/bpf/dplab";
 
-/// The run's pin folder; rejects ids that could escape PIN_ROOT.
+/// The run's pin folder; rejects ids that could escape BPFFS_DIR.
 pub fn pin_dir(run_id: &str) -> Result<PathBuf, EbpfError> {
     let valid = !run_id.is_empty()
         && run_id != "."
@@ -23,7 +23,7 @@ pub fn pin_dir(run_id: &str) -> Result<PathBuf, EbpfError> {
     if !valid {
         return Err(EbpfError::InvalidRunId(run_id.to_string()));
     }
-    Ok(Path::new(PIN_ROOT).join(run_id))
+    Ok(Path::new(BPFFS_DIR).join(run_id))
 }
 
 /// The folder of node `node`'s maps in run `run_id`.
@@ -70,7 +70,7 @@ pub(crate) fn create_dir(path: &Path) -> Result<(), EbpfError> {
 
 /// Run ids that have a pin folder (left by a running lab or a crash).
 pub fn list_pinned_runs() -> Vec<String> {
-    let mut runs: Vec<String> = std::fs::read_dir(PIN_ROOT)
+    let mut runs: Vec<String> = std::fs::read_dir(BPFFS_DIR)
         .into_iter()
         .flatten()
         .flatten()
@@ -82,7 +82,7 @@ pub fn list_pinned_runs() -> Vec<String> {
 }
 
 /// Removes a run's pins: its maps and the links that keep its programs
-/// attached. Gone already counts as removed. Drops PIN_ROOT when it empties.
+/// attached. Gone already counts as removed. Drops BPFFS_DIR when it empties.
 pub fn remove_pins(run_id: &str) -> Result<(), EbpfError> {
     let dir = pin_dir(run_id)?;
     match std::fs::remove_dir_all(&dir) {
@@ -97,7 +97,7 @@ pub fn remove_pins(run_id: &str) -> Result<(), EbpfError> {
         }
     }
     // Fails while other runs still have pins, which is what we want.
-    let _ = std::fs::remove_dir(PIN_ROOT);
+    let _ = std::fs::remove_dir(BPFFS_DIR);
     Ok(())
 }
 

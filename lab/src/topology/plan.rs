@@ -143,10 +143,6 @@ impl Plan {
         }
     }
 
-    pub fn node_of(&self, pod: usize) -> &NodePlan {
-        &self.nodes[self.pods[pod].node]
-    }
-
     /// Pods of one node, in file order.
     pub fn pods_of(&self, node: usize) -> impl Iterator<Item = (usize, &PodPlan)> {
         self.pods

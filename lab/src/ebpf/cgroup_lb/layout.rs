@@ -42,10 +42,15 @@ pub struct SockCountersValue {
     pub rejected: u64,
 }
 
-// SAFETY: repr(C) structs of integers and byte arrays with explicit padding
-// fields: every bit pattern is valid and none has uninitialised bytes.
+// aya::Pod needs every bit pattern to be valid and no uninitialised
+// (implicit padding) byte: each struct below is repr(C), of integers and
+// byte arrays only, with explicit padding fields.
+//
+// SAFETY: u64, [u8; 4], [u8; 2], u8, u8: 16 bytes, no implicit padding.
 unsafe impl aya::Pod for XlateKey {}
+// SAFETY: [u8; 4], [u8; 2], u16, u32: 12 bytes, no implicit padding.
 unsafe impl aya::Pod for XlateValue {}
+// SAFETY: five u64: 40 bytes, no implicit padding.
 unsafe impl aya::Pod for SockCountersValue {}
 
 /// What the socket hooks counted since the maps were created (all CPUs).

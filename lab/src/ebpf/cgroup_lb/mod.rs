@@ -185,10 +185,6 @@ impl CgroupLb {
         })
     }
 
-    pub fn run_id(&self) -> &str {
-        &self.run_id
-    }
-
     /// Makes the service maps hold exactly `services` (node ports are
     /// services at address 0.0.0.0), updating them in place.
     pub fn program_services(&mut self, services: &[ServiceSpec]) -> Result<()> {

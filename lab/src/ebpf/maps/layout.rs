@@ -1,6 +1,8 @@
 //! Rust mirrors of the map keys and values in `bpf/dplab_lb.h`. Field order,
 //! sizes and padding match the C structs; addresses and ports are kept in
-//! network byte order, as the programs read them from packets.
+//! network byte order, as the programs read them from packets. The
+//! conntrack map (`struct lb_ct_key` / `lb_ct_value`) is read and written
+//! only by the programs, so its key and value have no mirror here.
 
 use std::net::Ipv4Addr;
 
@@ -92,40 +94,6 @@ impl BackendValue {
     }
 }
 
-/// `struct lb_ct_key`: `dir` is one of the `CT_*` kinds.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ConntrackKey {
-    pub saddr: [u8; 4],
-    pub daddr: [u8; 4],
-    pub sport: [u8; 2],
-    pub dport: [u8; 2],
-    pub proto: u8,
-    pub dir: u8,
-    pub pad: u16,
-}
-
-pub const CT_SERVICE: u8 = 0;
-pub const CT_REVERSE: u8 = 1;
-pub const CT_EDGE: u8 = 2;
-pub const CT_EDGE_REVERSE: u8 = 3;
-
-/// `CT_F_SNAT`, `CT_F_CLOSING`
-pub const CT_F_SNAT: u32 = 1;
-pub const CT_F_CLOSING: u32 = 2;
-
-/// `struct lb_ct_value`
-#[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ConntrackValue {
-    pub addr: [u8; 4],
-    pub addr2: [u8; 4],
-    pub port: [u8; 2],
-    pub port2: [u8; 2],
-    pub flags: u32,
-    pub seen_ns: u64,
-}
-
 /// `ENDPOINT_F_PLAIN_REDIRECT`: bpf_redirect to the host end instead of
 /// bpf_redirect_peer.
 pub const ENDPOINT_F_PLAIN_REDIRECT: u32 = 1;
@@ -170,17 +138,27 @@ pub struct CountersValue {
     pub forwarded: u64,
 }
 
-// SAFETY: all of these are repr(C) structs of integers and byte arrays with
-// explicit padding fields, so every bit pattern is valid and none has
-// uninitialised bytes.
+// aya::Pod: the map's bytes are read as the type and the type's bytes are
+// written as the map's, so every bit pattern must be a valid value and no
+// byte may be uninitialised (implicit padding). Each struct below is
+// repr(C), made of integers and byte arrays only, with explicit padding
+// fields; `sizes_match_the_c_header` checks the sizes.
+//
+// SAFETY: [u8; 4], [u8; 2], u8, u8: 8 bytes, no implicit padding.
 unsafe impl aya::Pod for ServiceKey {}
+// SAFETY: u32, u32, u16, u16: 12 bytes, no implicit padding.
 unsafe impl aya::Pod for ServiceValue {}
+// SAFETY: u32, u32: 8 bytes, no implicit padding.
 unsafe impl aya::Pod for BackendKey {}
+// SAFETY: [u8; 4], [u8; 2], u16: 8 bytes, no implicit padding.
 unsafe impl aya::Pod for BackendValue {}
-unsafe impl aya::Pod for ConntrackKey {}
-unsafe impl aya::Pod for ConntrackValue {}
+// SAFETY: u32, u32, [u8; 6], [u8; 6]: 20 bytes, a multiple of the 4-byte
+// alignment, no implicit padding.
 unsafe impl aya::Pod for EndpointValue {}
+// SAFETY: eight u64: 64 bytes, no implicit padding.
 unsafe impl aya::Pod for CountersValue {}
+// SAFETY: [u8; 4], [u8; 4], u32, u32, then three u64 at offset 16: 40
+// bytes, no implicit padding.
 unsafe impl aya::Pod for ConfigValue {}
 
 #[cfg(test)]
@@ -194,8 +172,6 @@ mod tests {
         assert_eq!(size_of::<ServiceValue>(), 12);
         assert_eq!(size_of::<BackendKey>(), 8);
         assert_eq!(size_of::<BackendValue>(), 8);
-        assert_eq!(size_of::<ConntrackKey>(), 16);
-        assert_eq!(size_of::<ConntrackValue>(), 24);
         assert_eq!(size_of::<EndpointValue>(), 20);
         assert_eq!(size_of::<CountersValue>(), 64);
         assert_eq!(size_of::<ConfigValue>(), 40);
