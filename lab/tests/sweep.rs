@@ -165,6 +165,14 @@ fn a_small_sweep_measures_every_point_with_proof_and_charts_and_leaves_nothing()
             let v = p["metrics"][metric]["median"].as_f64();
             assert!(v.is_some_and(|v| v > 0.0), "{metric}: {p}");
         }
+        // What the proxy holds in the kernel, read where it can be.
+        let held = match p["service_proxy"].as_str().unwrap() {
+            "iptables" => "kernel_rules",
+            "nftables" => "kernel_chains",
+            _ => "kernel_map_bytes",
+        };
+        let v = p["metrics"][held]["median"].as_f64();
+        assert!(v.is_some_and(|v| v > 0.0), "{held}: {p}");
         let program = p["metrics"]["program_ms"]["median"].as_f64().unwrap();
         let to_traffic = p["metrics"]["program_to_traffic_ms"]["median"]
             .as_f64()

@@ -66,22 +66,28 @@ fn nft_chains(run: &RunId, plan: &Plan) -> Result<usize, String> {
     Ok(chains)
 }
 
-/// Kernel memory charged to the eBPF maps pinned under `dir` (not its
-/// `links/`), summed over maps; a pin that is no map is skipped.
+/// Kernel memory charged to the eBPF maps pinned under `dir` and its
+/// folders (the tc proxy pins per node, in `nodes/<node>/`; not `links/`),
+/// summed over maps; a pin that is no map is skipped.
 fn map_memlock(dir: &Path) -> Result<u64, String> {
     let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let mut total = 0;
     for entry in entries.flatten() {
         let path = entry.path();
         if path.is_dir() {
+            if entry.file_name() != "links" {
+                total += map_memlock(&path)?;
+            }
             continue;
         }
         let Ok(info) = aya::maps::MapInfo::from_pin(&path) else {
             continue;
         };
-        let fd = info
-            .fd()
-            .map_err(|e| format!("{}: map fd: {e}", path.display()))?;
+        // A pinned program (socket-lb's `cgroup/`) parses as map info but
+        // yields no map fd: not a map.
+        let Ok(fd) = info.fd() else {
+            continue;
+        };
         total += memlock(fd.as_fd().as_raw_fd())
             .ok_or_else(|| format!("{}: no memlock in its fdinfo", path.display()))?;
     }
