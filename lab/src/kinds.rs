@@ -97,7 +97,7 @@ impl fmt::Display for Datapath {
 pub enum ProxyKind {
     /// kube-proxy's iptables mode: NAT chains loaded by iptables-restore.
     Iptables,
-    /// kube-proxy's nftables mode: one table, verdict maps, numgen.
+    /// kube-proxy's nftables mode: one table, verdict maps, numgen picks.
     Nftables,
     /// kube-proxy's IPVS mode: virtual servers on a dummy interface.
     Ipvs,
