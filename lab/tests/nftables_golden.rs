@@ -141,11 +141,11 @@ fn golden_rulesets_follow_kube_proxy_layout() {
         assert!(!text.contains("vmap {"), "no anonymous set: O(sets²) loads");
     }
     // Endpoint chains are shared: the added service reuses pod-c's, and
-    // removing an endpoint deletes its chain only when no service uses it.
+    // removing an endpoint empties its chain only when no service uses it.
     let add = golden("nftables-add-service.nft");
     assert!(!add.contains("endpoint-tcp__192.168.10.12/8080 {"), "{add}");
     assert!(golden("nftables-remove-endpoint.nft")
-        .contains("delete chain ip dplab endpoint-tcp__192.168.10.10/8080"));
+        .contains("flush chain ip dplab endpoint-tcp__192.168.10.10/8080"));
     let (added, ..) = changes();
     let mut without_c = added.clone();
     without_c.services[0].backends.retain(|&p| p != 2);
@@ -153,11 +153,16 @@ fn golden_rulesets_follow_kube_proxy_layout() {
         &without_c,
         &ServiceChange::RemoveEndpoint { service: 0, pod: 2 },
     );
-    assert!(!keep.contains("delete chain"), "api still uses it: {keep}");
+    assert!(
+        !keep.contains("flush chain ip dplab endpoint-"),
+        "api still uses it: {keep}"
+    );
     // A change never uses the commands that make nft list every chain.
     for name in ["nftables-add-service.nft", "nftables-remove-endpoint.nft"] {
         let change = golden(name);
-        assert!(!change.contains("add rule") && !change.contains("add element"));
+        for slow in ["add rule", "add element", "delete chain"] {
+            assert!(!change.contains(slow), "{name}: {slow}");
+        }
     }
 }
 
@@ -225,11 +230,36 @@ fn golden_rulesets_load_into_the_kernel() {
     );
     load(&ns.0, &golden("nftables-remove-endpoint.nft")).unwrap();
     let after_remove = listing(&ns.0);
-    assert!(!after_remove.contains("endpoint-tcp__192.168.10.10/8080"));
+    // pod-a's chain stays, empty, and nothing jumps to it.
+    assert!(!after_remove.contains("goto endpoint-tcp__192.168.10.10/8080"));
+    assert!(!after_remove.contains("dnat to 192.168.10.10:8080"));
     assert!(after_remove.contains(
         "counter packets 0 bytes 0 goto endpoint-tcp__192.168.10.12/8080 comment \"web -> pod-c\""
     ));
-    // The same change again fails as a whole: the chain is gone already.
-    assert!(load(&ns.0, &golden("nftables-remove-endpoint.nft")).is_err());
+    // A change that fails half-way applies as a whole or not at all.
+    let broken = format!(
+        "{}flush chain ip dplab no-such-chain\n",
+        golden("nftables-remove-endpoint.nft")
+    );
+    assert!(load(&ns.0, &broken).is_err());
     assert_eq!(listing(&ns.0), after_remove, "a failed change left a trace");
+    // A later service on pod-a refills its emptied chain, once.
+    let (_, _, mut removed, _) = changes();
+    let mut again = removed.services[0].clone();
+    again.name = "again".into();
+    again.cluster_ip = "10.96.0.30".parse().unwrap();
+    again.node_port = None;
+    again.backends = vec![0];
+    removed.services.push(again.clone());
+    load(
+        &ns.0,
+        &render_change(&removed, &ServiceChange::AddService(again)),
+    )
+    .unwrap();
+    let refilled = listing(&ns.0);
+    assert_eq!(
+        refilled.matches("dnat to 192.168.10.10:8080").count(),
+        1,
+        "{refilled}"
+    );
 }
