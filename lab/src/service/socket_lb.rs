@@ -25,7 +25,7 @@ use crate::kinds::{Datapath, ProxyKind};
 use crate::ledger::Entry;
 use crate::names::RunId;
 use crate::proof::Proof;
-use crate::topology::Plan;
+use crate::topology::{Plan, ServicePlan};
 
 /// Proof counters in results.json: connects and sends given a backend
 /// (the translation counter), replies and getpeername given the service
@@ -77,21 +77,28 @@ fn cgroup_error(e: CgroupError) -> LabError {
 /// port as a service at 0.0.0.0 (the programs look it up when the
 /// destination is a node address).
 pub fn socket_specs(plan: &Plan) -> Vec<ServiceSpec> {
-    let mut specs = super::ebpf::service_specs(plan);
-    let node_ports: Vec<ServiceSpec> = plan
+    let (mut specs, node_ports): (Vec<_>, Vec<_>) = plan
         .services
         .iter()
-        .zip(&specs)
-        .filter_map(|(s, spec)| {
-            s.node_port.map(|port| ServiceSpec {
-                cluster_ip: Ipv4Addr::UNSPECIFIED,
-                port,
-                ..spec.clone()
-            })
+        .map(|s| {
+            let mut entries = service_entries(plan, s).into_iter();
+            (entries.next(), entries.next())
         })
-        .collect();
+        .unzip();
     specs.extend(node_ports);
-    specs
+    specs.into_iter().flatten().collect()
+}
+
+/// The map entries of one service: its cluster IP, then its node port (as
+/// a service at 0.0.0.0) if it has one.
+fn service_entries(plan: &Plan, svc: &ServicePlan) -> Vec<ServiceSpec> {
+    let spec = super::ebpf::service_spec(plan, svc);
+    let node_port = svc.node_port.map(|port| ServiceSpec {
+        cluster_ip: Ipv4Addr::UNSPECIFIED,
+        port,
+        ..spec.clone()
+    });
+    std::iter::once(spec).chain(node_port).collect()
 }
 
 /// Every address a client reaches a node at: its underlay address and the
@@ -147,12 +154,22 @@ impl ServiceProxy for SocketLbProxy {
         Ok(())
     }
 
-    fn apply(&mut self, lab: &LabNet<'_>, _: Datapath, _: &ServiceChange) -> Result<()> {
-        // The maps are reconciled against the whole plan, in place: the
-        // changed service's entries are rewritten, the others left alone.
-        self.loaded()?
-            .program_services(&socket_specs(lab.plan))
-            .map_err(lb_error)
+    fn apply(&mut self, lab: &LabNet<'_>, _: Datapath, change: &ServiceChange) -> Result<()> {
+        // Only the changed service's entries (and its node port's) are
+        // written: O(1) in the number of services, as the tc proxy.
+        let svc = match change {
+            ServiceChange::AddService(s) => s,
+            ServiceChange::RemoveEndpoint { service, .. } => {
+                lab.plan.services.get(*service).ok_or_else(|| {
+                    LabError::Other(format!("socket-lb: no service number {service}"))
+                })?
+            }
+        };
+        let lb = self.loaded()?;
+        for spec in service_entries(lab.plan, svc) {
+            lb.upsert_service(&spec).map_err(lb_error)?;
+        }
+        Ok(())
     }
 
     fn counters(&self, run: &RunId, plan: &Plan) -> Result<Proof> {

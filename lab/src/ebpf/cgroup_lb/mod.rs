@@ -191,6 +191,12 @@ impl CgroupLb {
         Ok(self.maps.program_services(services)?)
     }
 
+    /// Adds one service, or rewrites its backends in place; touches nothing
+    /// else, however many services there are.
+    pub fn upsert_service(&mut self, service: &ServiceSpec) -> Result<()> {
+        Ok(self.maps.upsert_service(service)?)
+    }
+
     /// Makes the node address map hold exactly `addrs`: a connect to one of
     /// them at a node port goes to the service's backends.
     pub fn set_node_addrs(&mut self, addrs: &[Ipv4Addr]) -> Result<()> {
