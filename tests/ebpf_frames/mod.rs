@@ -8,7 +8,7 @@ use std::net::Ipv4Addr;
 
 use dplab::ebpf::{remove_pins, LbProgram, Proto, ServiceLb, ServiceSpec};
 
-#[path = "../../../tests/common/skip.rs"]
+#[path = "../common/skip.rs"]
 mod skip;
 
 pub const CLIENT: Ipv4Addr = Ipv4Addr::new(192, 168, 10, 11);

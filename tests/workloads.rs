@@ -17,7 +17,7 @@ use dplab::workload::{
 use futures::TryStreamExt;
 use rtnetlink::{LinkUnspec, LinkVeth, RouteMessageBuilder};
 
-#[path = "../../tests/common/skip.rs"]
+#[path = "common/skip.rs"]
 mod skip;
 
 const NODE: &str = "dltw-node";
