@@ -124,7 +124,10 @@ fn headers(frame: &[u8]) -> (Ipv4Header, &[u8]) {
     assert_eq!(eth.ether_type, EtherType::IPV4, "an IPv4 frame");
     let (ip, rest) = Ipv4Header::from_slice(rest).expect("IPv4 header");
     let l4_len = usize::from(ip.total_len) - ip.header_len();
-    assert!(rest.len() >= l4_len, "frame shorter than its IP total length");
+    assert!(
+        rest.len() >= l4_len,
+        "frame shorter than its IP total length"
+    );
     (ip, &rest[..l4_len])
 }
 
