@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod skip;
+pub mod testlab;
 
 pub use skip::skip;
 

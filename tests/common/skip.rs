@@ -6,7 +6,7 @@
 //!   programs), e.g. `veth-routed,bridge,iptables,ebpf`;
 //! - under CI (`CI=true`) privileged tests must have root and clang.
 //!
-//! Shared by tests/ (through common/mod.rs) and lab/tests/ (by path).
+//! Shared by the tests in tests/ (through common/mod.rs, or by path).
 #![allow(dead_code)]
 
 /// The capabilities `DPLAB_REQUIRE` promises here.

@@ -3,7 +3,6 @@
 //! point with its proof, a point per (count, proxy) with programming and
 //! update times, the scale charts, and leaves nothing behind.
 
-#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use common::*;

@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-#[path = "../../tests/common/skip.rs"]
+#[path = "common/skip.rs"]
 mod skip;
 
 /// Reads packet data without the bounds check the verifier demands.

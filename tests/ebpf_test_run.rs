@@ -381,3 +381,21 @@ fn a_second_load_reuses_the_pinned_maps_and_teardown_removes_them() {
     assert!(!pin_dir.exists(), "pin folder removed");
     assert!(!dplab::ebpf::list_pinned_runs().contains(&lab.run_id));
 }
+
+/// The oracle (etherparse) accepts the generator's frames and rejects them
+/// with one bit flipped in the IP header or the L4 bytes: the two checksum
+/// implementations agree, and the oracle looks at what it should.
+#[test]
+fn the_checksum_oracle_agrees_with_the_generator() {
+    for proto in [Proto::Tcp, Proto::Udp] {
+        let good = frame(client_flow(proto, 40009, 80), b"oracle");
+        assert!(ip_checksum_valid(&good), "{proto:?}");
+        assert!(l4_checksum_valid(&good), "{proto:?}");
+        let mut bad_ip = good.clone();
+        bad_ip[ETH_LEN + 8] ^= 1; // TTL
+        assert!(!ip_checksum_valid(&bad_ip), "{proto:?}");
+        let mut bad_l4 = good.clone();
+        *bad_l4.last_mut().unwrap() ^= 1; // payload
+        assert!(!l4_checksum_valid(&bad_l4), "{proto:?}");
+    }
+}

@@ -1,47 +1,62 @@
 //! Privileged end-to-end test of every workload between two pods.
 //!
-//! Builds its own testbed: namespaces dltw-node, dltw-a (server) and dltw-b
-//! (client); each pod hangs off the node by a veth pair and the node routes
-//! between 10.201.1.0/24 and 10.201.2.0/24. Everything lives inside those
-//! namespaces, which are deleted at the end even when the test fails.
+//! Its testbed is a veth-routed lab built in process (tests/common's
+//! `TestLab`, through the real `Lab::up`): pod a (server, 10.201.1.2) and
+//! pod b (client) hang off the node by veth pairs and the node routes
+//! between them. Everything lives inside the lab's namespaces, which are
+//! deleted at the end even when the test fails.
+
+mod common;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
+use common::skip;
+use common::testlab::TestLab;
+use dplab::datapath::LabNet;
+use dplab::kinds::{Datapath, ProxyKind};
 use dplab::netns;
 use dplab::workload::{
     check_tool, headline_metric, run_sample, Endpoints, NoPidRecorder, Params, PidRecorder, Sample,
     Tool, Workload,
 };
 use futures::TryStreamExt;
-use rtnetlink::{LinkUnspec, LinkVeth, RouteMessageBuilder};
+use rtnetlink::LinkUnspec;
 
-#[path = "../../tests/common/skip.rs"]
-mod skip;
-
-const NODE: &str = "dltw-node";
-const SERVER: &str = "dltw-a";
-const CLIENT: &str = "dltw-b";
 const SERVER_IP: Ipv4Addr = Ipv4Addr::new(10, 201, 1, 2);
 const PORT: u16 = 5301;
 
-/// Both tests use the same namespace names, so they take turns.
+/// Pod "a" serves, pod "b" is the client; no service.
+const TOPOLOGY: &str = r#"
+name = "workloads"
+[[nodes]]
+name = "node"
+pod_cidr = "10.201.1.0/24"
+[[pods]]
+name = "a"
+node = "node"
+address = "10.201.1.2"
+[[pods]]
+name = "b"
+node = "node"
+address = "10.201.1.3"
+"#;
+
+/// The tests take turns: measurements side by side would disturb each
+/// other.
 static TESTBED_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// Deletes the testbed's namespaces when dropped, also on panic.
+/// The lab and the names the tests use; torn down when dropped, also on
+/// panic.
 struct Testbed {
+    node: String,
+    server: String,
+    client: String,
+    /// The node's veth towards the server.
+    server_link: String,
+    _lab: TestLab,
+    _rt: tokio::runtime::Runtime,
     _turn: std::sync::MutexGuard<'static, ()>,
-}
-
-impl Drop for Testbed {
-    fn drop(&mut self) {
-        for ns in [CLIENT, SERVER, NODE] {
-            if let Err(e) = netns::delete(ns) {
-                eprintln!("cleanup: {e}");
-            }
-        }
-    }
 }
 
 fn skip_unless_root() -> bool {
@@ -62,95 +77,35 @@ async fn link_index(handle: &rtnetlink::Handle, name: &str) -> u32 {
         .index
 }
 
-async fn set_up(handle: &rtnetlink::Handle, name: &str) {
-    let index = link_index(handle, name).await;
-    handle
-        .link()
-        .set(LinkUnspec::new_with_index(index).up().build())
-        .execute()
-        .await
-        .unwrap_or_else(|e| panic!("set {name} up: {e}"));
-}
-
-/// Wires `pod` to the node: veth `node_if` (gateway .1) <-> pod eth0 (.2).
-async fn attach_pod(node: &rtnetlink::Handle, pod: &str, node_if: &str, subnet: u8) {
-    node.link()
-        .add(LinkVeth::new(node_if, "eth0").build())
-        .execute()
-        .await
-        .unwrap_or_else(|e| panic!("add veth {node_if}: {e}"));
-    let pod_ns = netns::open(pod).expect("open pod netns");
-    let peer = link_index(node, "eth0").await;
-    node.link()
-        .set(
-            LinkUnspec::new_with_index(peer)
-                .setns_by_fd(pod_ns.as_raw_fd())
-                .build(),
-        )
-        .execute()
-        .await
-        .expect("move eth0 into the pod");
-    let gateway = Ipv4Addr::new(10, 201, subnet, 1);
-    let index = link_index(node, node_if).await;
-    node.address()
-        .add(index, IpAddr::V4(gateway), 24)
-        .execute()
-        .await
-        .expect("node address");
-    set_up(node, node_if).await;
-
-    let pod_handle = netns::netlink::handle_in(pod).expect("netlink in pod");
-    set_up(&pod_handle, "lo").await;
-    let eth0 = link_index(&pod_handle, "eth0").await;
-    pod_handle
-        .address()
-        .add(eth0, IpAddr::V4(Ipv4Addr::new(10, 201, subnet, 2)), 24)
-        .execute()
-        .await
-        .expect("pod address");
-    set_up(&pod_handle, "eth0").await;
-    pod_handle
-        .route()
-        .add(
-            RouteMessageBuilder::<Ipv4Addr>::new()
-                .gateway(gateway)
-                .build(),
-        )
-        .execute()
-        .await
-        .expect("pod default route");
-}
-
 fn build_testbed() -> Testbed {
     let turn = TESTBED_LOCK
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    for ns in [CLIENT, SERVER, NODE] {
-        // Leftovers of an earlier aborted run.
-        netns::delete(ns).expect("delete stale netns");
-    }
-    let guard = Testbed { _turn: turn };
-    for ns in [NODE, SERVER, CLIENT] {
-        netns::create(ns).expect("create netns");
-    }
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let node = netns::netlink::handle_in(NODE).expect("netlink in node");
-        set_up(&node, "lo").await;
-        attach_pod(&node, SERVER, "dltw-va", 1).await;
-        attach_pod(&node, CLIENT, "dltw-vb", 2).await;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (lab, server_link) = rt.block_on(async {
+        let lab = TestLab::up(TOPOLOGY, Datapath::VethRouted, ProxyKind::Iptables)
+            .await
+            .expect("lab up");
+        let net = LabNet::open(&lab.run, &lab.plan, &lab.ledger).expect("lab netlink");
+        let server_link = net.host_veth(0);
+        drop(net);
+        (lab, server_link)
     });
-    netns::write_sysctl(NODE, "net/ipv4/ip_forward", "1").expect("ip_forward in node");
-    guard
+    Testbed {
+        node: lab.run.netns("node"),
+        server: lab.run.netns("a"),
+        client: lab.run.netns("b"),
+        server_link,
+        _lab: lab,
+        _rt: rt,
+        _turn: turn,
+    }
 }
 
-fn endpoints(target: SocketAddr) -> Endpoints {
+fn endpoints(testbed: &Testbed, target: SocketAddr) -> Endpoints {
     Endpoints {
-        client_netns: CLIENT.into(),
-        server_netns: SERVER.into(),
+        client_netns: testbed.client.clone(),
+        server_netns: testbed.server.clone(),
         server_port: PORT,
         target,
     }
@@ -257,8 +212,8 @@ fn every_workload_between_two_pods() {
     if skip_unless_root() {
         return;
     }
-    let _testbed = build_testbed();
-    let e = endpoints(SocketAddr::new(IpAddr::V4(SERVER_IP), PORT));
+    let testbed = build_testbed();
+    let e = endpoints(&testbed, SocketAddr::new(IpAddr::V4(SERVER_IP), PORT));
     let p = short_params();
     let mut failures = Vec::new();
     let mut runs: Vec<(Workload, Tool)> =
@@ -321,13 +276,13 @@ fn broken_path_fails_within_duration_plus_timeout() {
     if skip_unless_root() {
         return;
     }
-    let _testbed = build_testbed();
+    let testbed = build_testbed();
     // Nothing routes 10.201.9.9: SYNs and echoes vanish, as behind a broken
     // cluster IP.
-    let e = endpoints(SocketAddr::new(
-        IpAddr::V4(Ipv4Addr::new(10, 201, 9, 9)),
-        80,
-    ));
+    let e = endpoints(
+        &testbed,
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 201, 9, 9)), 80),
+    );
     let p = Params {
         timeout: Duration::from_secs(1),
         ..short_params()
@@ -363,8 +318,13 @@ fn metric(w: Workload, tool: Tool, p: &Params, e: &Endpoints, name: &str) -> f64
 
 /// Runs a load generator against the built-in HTTP server and returns its
 /// requests per second, parsed from its output by `parse`.
-fn external_http(program: &str, args: &[String], parse: fn(&str) -> Option<f64>) -> Option<f64> {
-    let mut cmd = netns::command_in(CLIENT, program).ok()?;
+fn external_http(
+    client: &str,
+    program: &str,
+    args: &[String],
+    parse: fn(&str) -> Option<f64>,
+) -> Option<f64> {
+    let mut cmd = netns::command_in(client, program).ok()?;
     let out = cmd.args(args).output().ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
     let rate = parse(&text);
@@ -413,8 +373,8 @@ fn compare_with_reference_tools() {
     if skip_unless_root() {
         return;
     }
-    let _testbed = build_testbed();
-    let e = endpoints(SocketAddr::new(IpAddr::V4(SERVER_IP), PORT));
+    let testbed = build_testbed();
+    let e = endpoints(&testbed, SocketAddr::new(IpAddr::V4(SERVER_IP), PORT));
     let p = Params {
         duration: Duration::from_secs(3),
         warmup: Duration::from_secs(1),
@@ -530,7 +490,7 @@ fn compare_with_reference_tools() {
             warmup: Duration::ZERO,
             ..p.clone()
         };
-        let before = udp_rcvbuf_errors(SERVER);
+        let before = udp_rcvbuf_errors(&testbed.server);
         let s = run_sample(
             Workload::UdpStream,
             Tool::Builtin,
@@ -540,7 +500,7 @@ fn compare_with_reference_tools() {
             None,
         )
         .expect("udp-stream flat out");
-        let kernel_drops = udp_rcvbuf_errors(SERVER) - before;
+        let kernel_drops = udp_rcvbuf_errors(&testbed.server) - before;
         let sent =
             s.get("offered_gbps").unwrap() * 1e9 * 3.0 / 8.0 / flat_out.udp_payload_size as f64;
         eprintln!(
@@ -565,11 +525,11 @@ fn compare_with_reference_tools() {
         let server = dplab::workload::http::HttpServer::start(&e, p.timeout).expect("http server");
         let ab_args =
             ["-k", "-q", "-c", "100", "-t", "3", "-n", "100000000", &url].map(String::from);
-        if let Some(r) = external_http("ab", &ab_args, ab_rate) {
+        if let Some(r) = external_http(&testbed.client, "ab", &ab_args, ab_rate) {
             ab.push(r);
         }
         let wrk_args = ["-t1", "-c100", "-d3s", &url].map(String::from);
-        if let Some(r) = external_http("wrk", &wrk_args, wrk_rate) {
+        if let Some(r) = external_http(&testbed.client, "wrk", &wrk_args, wrk_rate) {
             wrk.push(r);
         }
         server
@@ -582,14 +542,14 @@ fn compare_with_reference_tools() {
 }
 
 /// Sets the node's veth towards the server down (false) or up (true).
-fn set_server_link(up: bool) {
+fn set_server_link(testbed_node: &str, link: &str, up: bool) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async {
-        let node = netns::netlink::handle_in(NODE).expect("netlink in node");
-        let index = link_index(&node, "dltw-va").await;
+        let node = netns::netlink::handle_in(testbed_node).expect("netlink in node");
+        let index = link_index(&node, link).await;
         let msg = if up {
             LinkUnspec::new_with_index(index).up().build()
         } else {
@@ -608,8 +568,8 @@ fn path_breaking_mid_measurement_fails_in_time() {
     if skip_unless_root() {
         return;
     }
-    let _testbed = build_testbed();
-    let e = endpoints(SocketAddr::new(IpAddr::V4(SERVER_IP), PORT));
+    let testbed = build_testbed();
+    let e = endpoints(&testbed, SocketAddr::new(IpAddr::V4(SERVER_IP), PORT));
     let p = Params {
         duration: Duration::from_secs(2),
         warmup: Duration::from_millis(500),
@@ -624,15 +584,16 @@ fn path_breaking_mid_measurement_fails_in_time() {
         Workload::TcpCrr,
         Workload::Http,
     ] {
-        let breaker = std::thread::spawn(|| {
+        let (node, link) = (testbed.node.clone(), testbed.server_link.clone());
+        let breaker = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_secs(1));
-            set_server_link(false);
+            set_server_link(&node, &link, false);
         });
         let started = Instant::now();
         let outcome = run_sample(w, Tool::Builtin, &p, &e, &NoPidRecorder, None);
         let took = started.elapsed();
         breaker.join().unwrap();
-        set_server_link(true);
+        set_server_link(&testbed.node, &testbed.server_link, true);
         eprintln!("{w} with the path cut after 1 s, after {took:.2?}: {outcome:?}");
         assert!(took <= limit, "{w} took {took:?}, limit {limit:?}");
         // http rides out a cut by reconnecting: then it must count errors.
@@ -650,8 +611,8 @@ fn parallel_streams_and_connections() {
     if skip_unless_root() {
         return;
     }
-    let _testbed = build_testbed();
-    let e = endpoints(SocketAddr::new(IpAddr::V4(SERVER_IP), PORT));
+    let testbed = build_testbed();
+    let e = endpoints(&testbed, SocketAddr::new(IpAddr::V4(SERVER_IP), PORT));
     let p = Params {
         parallel: 3,
         udp_rate_bps: Some(300_000_000),

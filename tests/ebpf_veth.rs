@@ -1,139 +1,94 @@
-//! End to end: the veth-ebpf datapath between two pods of one node.
+//! End to end: the veth-ebpf programs between two pods of one node.
 //!
-//! Namespaces <p>-node, <p>-a, <p>-b; each pod has a veth whose host end
-//! sits in the node (proxy ARP, /32 route to the pod) and whose pod end is
-//! eth0 (a /32 address, default route via 169.254.10.24 onlink), as Calico
-//! wires pods. `veth_ingress` runs on both host ends; service
-//! 10.96.0.100:5201 -> pod a:5201.
+//! The pods are wired by the real veth-routed datapath (`Lab::up` through
+//! tests/common's `TestLab`): each pod has a veth whose host end sits in
+//! the node (proxy ARP, /32 route to the pod) and whose pod end is eth0 (a
+//! /32 address, default route via a link-local gateway on-link), as Calico
+//! wires pods. The test loads its own programs under a prefix of its own
+//! and runs `veth_ingress` on both host ends; service 10.96.0.100:5201 ->
+//! pod a:5201 lives in those programs' maps only (the lab has no service).
 //!
 //! `cargo test --test ebpf_veth` runs the functional test (root needed).
 //! Throughput, by hand:
 //! `cargo test --release --test ebpf_veth -- --ignored --nocapture`
 //! (env DPLAB_BENCH_SECS, DPLAB_BENCH_ROUNDS, DPLAB_BENCH_TOOL=iperf3)
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use futures::TryStreamExt;
-use rtnetlink::packet_route::route::RouteScope;
-use rtnetlink::{Handle, LinkUnspec, LinkVeth, RouteMessageBuilder};
-
+use common::skip;
+use common::testlab::TestLab;
+use dplab::datapath::LabNet;
 use dplab::ebpf::{self, Endpoint, Proto, RedirectMode, ServiceLb, ServiceSpec, TcAttachMode};
+use dplab::kinds::{Datapath, ProxyKind};
 use dplab::netns;
-
-#[path = "../../tests/common/skip.rs"]
-mod skip;
 
 const POD_A: Ipv4Addr = Ipv4Addr::new(192, 168, 10, 10);
 const POD_B: Ipv4Addr = Ipv4Addr::new(192, 168, 10, 11);
-const GATEWAY: Ipv4Addr = Ipv4Addr::new(169, 254, 10, 24);
 const CLUSTER_IP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 100);
 const PORT: u16 = 5201;
 
+/// Pod "a" is POD_A, pod "b" POD_B; no service (the test's programs have
+/// it).
+const TOPOLOGY: &str = r#"
+name = "ebpf-veth"
+[[nodes]]
+name = "node"
+pod_cidr = "192.168.10.0/24"
+[[pods]]
+name = "a"
+node = "node"
+address = "192.168.10.10"
+[[pods]]
+name = "b"
+node = "node"
+address = "192.168.10.11"
+"#;
+
 // ---- the lab ------------------------------------------------------------
 
-/// Names of one lab; deletes its namespaces and pins when dropped, so a
-/// failing test leaves nothing behind.
+/// A veth-routed lab and the test's own programs on it; unpins them and
+/// tears the lab down when dropped, so a failing test leaves nothing
+/// behind.
 struct Lab {
-    prefix: String,
+    /// The test's programs, pinned under `prefix`.
     lb: Option<ServiceLb>,
+    prefix: String,
+    /// Host veth of pod "a" and of pod "b", in the node.
+    hosts: [String; 2],
+    lab: Option<TestLab>,
 }
 
 impl Lab {
     fn node(&self) -> String {
-        format!("{}-node", self.prefix)
+        self.test_lab().run.netns("node")
     }
     fn pod(&self, name: &str) -> String {
-        format!("{}-{name}", self.prefix)
+        self.test_lab().run.netns(name)
     }
-    fn host_if(name: &str) -> String {
-        format!("h{name}")
+    fn host_if(&self, name: &str) -> String {
+        self.hosts[if name == "a" { 0 } else { 1 }].clone()
+    }
+    fn test_lab(&self) -> &TestLab {
+        self.lab.as_ref().expect("lab up")
     }
 
+    /// The lab, and `prefix` for the test's programs.
     async fn build(prefix: &str) -> anyhow::Result<Lab> {
-        let lab = Lab {
-            prefix: prefix.to_string(),
+        let lab = TestLab::up(TOPOLOGY, Datapath::VethRouted, ProxyKind::Iptables).await?;
+        let net = LabNet::open(&lab.run, &lab.plan, &lab.ledger)?;
+        let hosts = [net.host_veth(0), net.host_veth(1)];
+        drop(net);
+        Ok(Lab {
             lb: None,
-        };
-        for ns in [lab.node(), lab.pod("a"), lab.pod("b")] {
-            netns::create(&ns)?;
-        }
-        let node = netns::netlink::handle_in(&lab.node())?;
-        link_up(&node, "lo").await?;
-        // Proxy ARP answers for the gateway address when the node has a
-        // route to it through another device.
-        node.route()
-            .add(
-                RouteMessageBuilder::<Ipv4Addr>::new()
-                    .destination_prefix(GATEWAY, 32)
-                    .output_interface(index_of(&node, "lo").await?)
-                    .scope(RouteScope::Link)
-                    .build(),
-            )
-            .execute()
-            .await?;
-        netns::write_sysctl(&lab.node(), "net/ipv4/ip_forward", "1")?;
-        for (name, ip) in [("a", POD_A), ("b", POD_B)] {
-            lab.wire_pod(&node, name, ip).await?;
-        }
-        Ok(lab)
-    }
-
-    async fn wire_pod(&self, node: &Handle, name: &str, ip: Ipv4Addr) -> anyhow::Result<()> {
-        let host_if = Self::host_if(name);
-        let temp_if = format!("{}-{name}-p", self.prefix);
-        let pod_ns = self.pod(name);
-        node.link()
-            .add(LinkVeth::new(&host_if, &temp_if).build())
-            .execute()
-            .await?;
-        let ns_file = netns::open(&pod_ns)?;
-        node.link()
-            .set(
-                LinkUnspec::new_with_name(&temp_if)
-                    .setns_by_fd(ns_file.as_raw_fd())
-                    .build(),
-            )
-            .execute()
-            .await?;
-        let host_index = index_of(node, &host_if).await?;
-        link_up(node, &host_if).await?;
-        node.route()
-            .add(
-                RouteMessageBuilder::<Ipv4Addr>::new()
-                    .destination_prefix(ip, 32)
-                    .output_interface(host_index)
-                    .scope(RouteScope::Link)
-                    .build(),
-            )
-            .execute()
-            .await?;
-        let conf = format!("net/ipv4/conf/{host_if}/proxy_arp");
-        netns::write_sysctl(&self.node(), &conf, "1")?;
-        let delay = format!("net/ipv4/neigh/{host_if}/proxy_delay");
-        netns::write_sysctl(&self.node(), &delay, "0")?;
-
-        let pod = netns::netlink::handle_in(&pod_ns)?;
-        let eth0 = index_of(&pod, &temp_if).await?;
-        pod.link()
-            .set(LinkUnspec::new_with_index(eth0).name("eth0").up().build())
-            .execute()
-            .await?;
-        link_up(&pod, "lo").await?;
-        pod.address().add(eth0, ip.into(), 32).execute().await?;
-        pod.route()
-            .add(
-                RouteMessageBuilder::<Ipv4Addr>::new()
-                    .gateway(GATEWAY)
-                    .output_interface(eth0)
-                    .onlink()
-                    .build(),
-            )
-            .execute()
-            .await?;
-        Ok(())
+            prefix: prefix.to_string(),
+            hosts,
+            lab: Some(lab),
+        })
     }
 
     /// Loads the programs, programs the service and endpoints, attaches
@@ -170,7 +125,7 @@ impl Lab {
         for (name, ip) in [("a", POD_A), ("b", POD_B)] {
             let mut ep = Endpoint::discover(
                 &self.node(),
-                &Self::host_if(name),
+                &self.host_if(name),
                 &self.pod(name),
                 "eth0",
                 mode,
@@ -188,9 +143,10 @@ impl Lab {
 
     fn attach_links(&mut self) -> anyhow::Result<()> {
         let node = self.node();
+        let hosts = self.hosts.clone();
         let lb = self.lb.as_mut().expect("eBPF loaded");
-        for name in ["a", "b"] {
-            lb.attach_veth_ingress(&node, &Self::host_if(name))?;
+        for host in &hosts {
+            lb.attach_veth_ingress(&node, host)?;
         }
         Ok(())
     }
@@ -199,20 +155,20 @@ impl Lab {
         self.lb.as_ref().expect("eBPF attached")
     }
 
-    /// Detaches and unpins, deletes the namespaces; reports every failure.
-    fn teardown(mut self) -> Vec<String> {
+    /// Detaches and unpins the test's programs, reporting failures; tears
+    /// the lab down (which asserts its report is clean). Returns the prefix
+    /// of the run whose namespaces must be gone.
+    fn teardown(mut self) -> (Vec<String>, String) {
         let mut errors = Vec::new();
         if let Some(lb) = self.lb.take() {
             if let Err(e) = lb.teardown() {
                 errors.push(e.to_string());
             }
         }
-        for ns in [self.pod("a"), self.pod("b"), self.node()] {
-            if let Err(e) = netns::delete(&ns) {
-                errors.push(e.to_string());
-            }
-        }
-        errors
+        let lab = self.lab.take().expect("lab up");
+        let run = lab.run.prefix();
+        lab.down();
+        (errors, run)
     }
 }
 
@@ -220,32 +176,8 @@ impl Drop for Lab {
     fn drop(&mut self) {
         drop(self.lb.take());
         let _ = ebpf::remove_pins(&self.prefix);
-        for ns in [self.pod("a"), self.pod("b"), self.node()] {
-            let _ = netns::delete(&ns);
-        }
+        // Then `lab` drops: TestLab tears the lab down.
     }
-}
-
-async fn index_of(handle: &Handle, name: &str) -> anyhow::Result<u32> {
-    let link = handle
-        .link()
-        .get()
-        .match_name(name.to_string())
-        .execute()
-        .try_next()
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("link {name} not found"))?;
-    Ok(link.header.index)
-}
-
-async fn link_up(handle: &Handle, name: &str) -> anyhow::Result<()> {
-    let index = index_of(handle, name).await?;
-    handle
-        .link()
-        .set(LinkUnspec::new_with_index(index).up().build())
-        .execute()
-        .await?;
-    Ok(())
 }
 
 /// Turns TX checksum offload of `ifname` in `ns` on or off (ETHTOOL_STXCSUM).
@@ -490,13 +422,13 @@ async fn veth_ebpf_service_and_pod_traffic_then_clean_teardown() {
 
     let pin_dir = ebpf::pin_dir(prefix).unwrap();
     assert!(pin_dir.join("links").read_dir().unwrap().count() == 2);
-    let errors = lab.teardown();
+    let (errors, run) = lab.teardown();
     assert!(errors.is_empty(), "teardown: {errors:?}");
 
     assert!(
-        netns::list_with_prefix(prefix).is_empty(),
+        netns::list_with_prefix(&run).is_empty(),
         "namespaces left: {:?}",
-        netns::list_with_prefix(prefix)
+        netns::list_with_prefix(&run)
     );
     assert!(!pin_dir.exists(), "pin folder left: {}", pin_dir.display());
     // Programs are freed after an RCU grace period.
@@ -523,7 +455,7 @@ async fn netlink_attach_carries_traffic_and_leaves_no_qdisc() {
     }
     let prefix = "dltn";
     let mut lab = Lab::build(prefix).await.expect("build lab");
-    let hosts = [Lab::host_if("a"), Lab::host_if("b")];
+    let hosts = lab.hosts.clone();
     for host in &hosts {
         assert!(!ebpf::has_clsact(&lab.node(), host).unwrap());
     }
@@ -558,7 +490,7 @@ async fn netlink_attach_carries_traffic_and_leaves_no_qdisc() {
             "clsact left on {host}"
         );
     }
-    let errors = lab.teardown();
+    let (errors, _) = lab.teardown();
     assert!(errors.is_empty(), "teardown: {errors:?}");
     assert!(!ebpf::pin_dir(prefix).unwrap().exists());
 }
@@ -598,9 +530,9 @@ async fn pod_programs_translate_services_inside_the_pod() {
     assert!(d.dnat > 0 && d.rev_nat > 0, "{d:?}");
     assert_eq!((d.redirected, d.dropped), (0, 0), "{d:?}");
 
-    let errors = lab.teardown();
+    let (errors, run) = lab.teardown();
     assert!(errors.is_empty(), "teardown: {errors:?}");
-    assert!(netns::list_with_prefix(prefix).is_empty());
+    assert!(netns::list_with_prefix(&run).is_empty());
     assert!(!ebpf::pin_dir(prefix).unwrap().exists());
 }
 
@@ -683,6 +615,6 @@ async fn measure_veth_ebpf_throughput() {
         n / r
     );
     println!("  counters {counters:?}");
-    let errors = lab.teardown();
+    let (errors, _) = lab.teardown();
     assert!(errors.is_empty(), "teardown: {errors:?}");
 }

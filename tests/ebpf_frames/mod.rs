@@ -1,14 +1,18 @@
 //! Shared by the BPF_PROG_TEST_RUN tests: a generator of Ethernet/IPv4/
 //! TCP|UDP frames with correct checksums, an independent reader and
-//! checksum oracle for what the programs return, and a harness that loads
-//! a fresh run's programs and removes its pins afterwards.
+//! checksum oracle for what the programs return (etherparse, which shares
+//! no code with the generator, so a bug in the generator's checksum
+//! arithmetic cannot hide one in the programs), and a harness that loads a
+//! fresh run's programs and removes its pins afterwards.
 #![allow(dead_code)]
 
 use std::net::Ipv4Addr;
 
+use etherparse::{EtherType, Ethernet2Header, IpNumber, Ipv4Header, TcpHeader, UdpHeader};
+
 use dplab::ebpf::{remove_pins, LbProgram, Proto, ServiceLb, ServiceSpec};
 
-#[path = "../../../tests/common/skip.rs"]
+#[path = "../common/skip.rs"]
 mod skip;
 
 pub const CLIENT: Ipv4Addr = Ipv4Addr::new(192, 168, 10, 11);
@@ -113,28 +117,62 @@ pub fn frame_with_tcp_flags(flow: Flow, payload: &[u8], tcp_flags: u8) -> Vec<u8
     out
 }
 
-/// Reads the flow back from a frame built by `frame`.
+/// A frame's IPv4 header and L4 bytes as etherparse reads them (the L4
+/// bytes cut at the IP total length).
+fn headers(frame: &[u8]) -> (Ipv4Header, &[u8]) {
+    let (eth, rest) = Ethernet2Header::from_slice(frame).expect("Ethernet header");
+    assert_eq!(eth.ether_type, EtherType::IPV4, "an IPv4 frame");
+    let (ip, rest) = Ipv4Header::from_slice(rest).expect("IPv4 header");
+    let l4_len = usize::from(ip.total_len) - ip.header_len();
+    assert!(
+        rest.len() >= l4_len,
+        "frame shorter than its IP total length"
+    );
+    (ip, &rest[..l4_len])
+}
+
+/// Reads the flow back from a frame (etherparse).
 pub fn parse(frame: &[u8]) -> Flow {
-    let ip = &frame[ETH_LEN..];
-    let l4 = &ip[IP_LEN..];
-    let addr = |b: &[u8]| Ipv4Addr::new(b[0], b[1], b[2], b[3]);
-    let port = |b: &[u8]| u16::from_be_bytes([b[0], b[1]]);
+    let (ip, l4) = headers(frame);
+    let (proto, sport, dport) = match ip.protocol {
+        IpNumber::TCP => {
+            let (tcp, _) = TcpHeader::from_slice(l4).expect("TCP header");
+            (Proto::Tcp, tcp.source_port, tcp.destination_port)
+        }
+        IpNumber::UDP => {
+            let (udp, _) = UdpHeader::from_slice(l4).expect("UDP header");
+            (Proto::Udp, udp.source_port, udp.destination_port)
+        }
+        other => panic!("neither TCP nor UDP: {other:?}"),
+    };
     Flow {
-        proto: if ip[9] == 6 { Proto::Tcp } else { Proto::Udp },
-        src: (addr(&ip[12..16]), port(&l4[0..2])),
-        dst: (addr(&ip[16..20]), port(&l4[2..4])),
+        proto,
+        src: (Ipv4Addr::from(ip.source), sport),
+        dst: (Ipv4Addr::from(ip.destination), dport),
     }
 }
 
+/// The IPv4 header checksum is what etherparse computes for the header.
 pub fn ip_checksum_valid(frame: &[u8]) -> bool {
-    fold(sum_words(&frame[ETH_LEN..ETH_LEN + IP_LEN])) == 0xffff
+    let (ip, _) = headers(frame);
+    ip.header_checksum == ip.calc_header_checksum()
 }
 
+/// The TCP or UDP checksum is what etherparse computes over the pseudo
+/// header, L4 header and payload (a UDP checksum of 0, "none", is not valid).
 pub fn l4_checksum_valid(frame: &[u8]) -> bool {
-    let flow = parse(frame);
-    let l4 = &frame[ETH_LEN + IP_LEN..];
-    let sum = pseudo_header_sum(flow.src.0, flow.dst.0, flow.proto.number(), l4.len());
-    fold(sum + sum_words(l4)) == 0xffff
+    let (ip, l4) = headers(frame);
+    match ip.protocol {
+        IpNumber::TCP => {
+            let (tcp, payload) = TcpHeader::from_slice(l4).expect("TCP header");
+            tcp.checksum == tcp.calc_checksum_ipv4(&ip, payload).expect("TCP length")
+        }
+        IpNumber::UDP => {
+            let (udp, payload) = UdpHeader::from_slice(l4).expect("UDP header");
+            udp.checksum == udp.calc_checksum_ipv4(&ip, payload).expect("UDP length")
+        }
+        other => panic!("neither TCP nor UDP: {other:?}"),
+    }
 }
 
 pub fn udp_checksum(frame: &[u8]) -> u16 {

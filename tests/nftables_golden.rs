@@ -45,7 +45,7 @@ backends = ["pod-c"]
 "#;
 
 fn golden_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/golden")
 }
 
 fn blog_plan() -> Plan {

@@ -207,8 +207,11 @@ fn readme_links_the_docs_and_nothing_points_outside_the_repository() {
         }
     }
     let outside = ["CONTRACT.md", "DESIGN.md", "../shared/"];
+    // This file names them to look for them.
+    let this_test = root().join("tests/docs_topology.rs");
     let offenders: Vec<String> = files
         .iter()
+        .filter(|f| **f != this_test)
         .filter_map(|f| {
             let text = std::fs::read_to_string(f).ok()?;
             outside

@@ -3,8 +3,8 @@
 //! ports reached from another node at the node's edge (DNAT to a local
 //! backend; DNAT and SNAT to a remote one, with a SNAT port of its own per
 //! client), and node ports reached by the node's own pods. The oracle is
-//! the frame the test expects, read back by its own parser with its own
-//! checksum check. Need root; skip loudly otherwise.
+//! the frame the test expects, read back and checksum-checked by
+//! etherparse (ebpf_frames). Need root; skip loudly otherwise.
 
 mod ebpf_frames;
 
