@@ -54,10 +54,23 @@ fn main() {
     }
 }
 
+/// Deletes the scratch namespace when the size is done, also when a step
+/// panics (an `expect` above), so a failed run leaves no namespace behind.
+struct Scratch<'a>(&'a str);
+
+impl Drop for Scratch<'_> {
+    fn drop(&mut self) {
+        if let Err(e) = dplab::netns::delete(self.0) {
+            eprintln!("could not delete scratch namespace {}: {e}", self.0);
+        }
+    }
+}
+
 fn bench(n: usize, endpoints: usize, pods: usize) {
     let plan = plan(n, endpoints, pods);
     let ns = format!("nftbench-{}-{n}", std::process::id());
     dplab::netns::create(&ns).expect("scratch namespace");
+    let _scratch = Scratch(&ns);
     let t = Instant::now();
     let text = render_ruleset(&plan, 0, false);
     let render_ms = ms(t);
@@ -84,7 +97,6 @@ fn bench(n: usize, endpoints: usize, pods: usize) {
         let packets = translated_packets(&list_table(&ns).expect("list")).expect("parse");
         assert_eq!(packets, 0, "no traffic in the scratch namespace");
     });
-    dplab::netns::delete(&ns).expect("delete scratch namespace");
     println!(
         "{n:>6} services, {:>5.1} MB text (render {render_ms:.0} ms): full load {}   add service {}   remove endpoint {}   read counters {}",
         text.len() as f64 / 1e6,
